@@ -1,0 +1,1 @@
+"""Typed recipe and stage configuration (pydantic, unknown keys are errors)."""

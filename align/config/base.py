@@ -1,0 +1,80 @@
+"""Building blocks shared by every stage config.
+
+Every field is typed, has a default where one makes sense, and a one-line description:
+the description is the documentation (`align kinds KIND` prints it).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class StrictModel(BaseModel):
+    """Base for all config blocks: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+
+
+@dataclass(frozen=True)
+class Ref:
+    """Marks a string field that may name an earlier stage's output (`stage` or `stage.output`).
+
+    `output` is the output used when the reference names only the stage (e.g. `model`);
+    `path_ok` means the string may instead be a local path or a hub id.
+    """
+
+    output: str | None = None
+    path_ok: bool = True
+
+
+class LoRASpec(StrictModel):
+    """LoRA adapters via peft; the frozen base model doubles as the reference where one is needed."""
+
+    r: int = Field(8, ge=1, description="LoRA rank.")
+    alpha: int = Field(16, ge=1, description="LoRA scaling numerator (lora_alpha).")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout on the LoRA branch.")
+    target_modules: list[str] | Literal["all-linear"] = Field(
+        "all-linear", description="Module names to adapt, or 'all-linear'."
+    )
+    merge_on_save: bool = Field(True, description="Save merged full weights (True) or the adapter only.")
+
+
+class TrainConfig(StrictModel):
+    """Optimisation settings shared by every trainer."""
+
+    epochs: float = Field(1.0, gt=0, description="Passes over the training data (fractions allowed).")
+    max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps (overrides epochs).")
+    lr: float = Field(1e-5, gt=0, description="Peak learning rate (AdamW).")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    adam_betas: tuple[float, float] = Field((0.9, 0.999), description="AdamW betas.")
+    warmup_steps: int = Field(0, ge=0, description="Linear warm-up steps.")
+    scheduler: Literal["constant", "linear", "cosine"] = Field("constant", description="LR schedule after warm-up.")
+    batch_size: int = Field(8, ge=1, description="Micro-batch size per process.")
+    grad_accum: int = Field(1, ge=1, description="Micro-batches accumulated per optimizer step.")
+    max_grad_norm: float | None = Field(1.0, gt=0, description="Gradient clipping norm (null: no clipping).")
+    max_length: int = Field(512, ge=8, description="Maximum tokens per training sequence.")
+    over_length: Literal["truncate", "drop"] = Field(
+        "truncate", description="What to do with longer sequences: cut them or drop the row (counted in metrics)."
+    )
+    precision: Literal["no", "bf16", "fp16"] = Field("no", description="Mixed precision (accelerate).")
+    gradient_checkpointing: bool = Field(False, description="Trade compute for activation memory.")
+    save_every: int = Field(50, ge=0, description="Checkpoint every N optimizer steps (0: only at the end).")
+    keep_checkpoints: int = Field(2, ge=1, description="How many recent checkpoints to keep.")
+    log_every: int = Field(10, ge=1, description="Log metrics every N optimizer steps.")
+    eval_every: int = Field(0, ge=0, description="Validate every N optimizer steps (0: only at the end).")
+    report_to: list[Literal["tensorboard", "wandb"]] = Field(
+        default_factory=list, description="Experiment trackers besides the console."
+    )
+
+
+class OracleEvalConfig(StrictModel):
+    """Score greedy answers on held-out world prompts with the world oracle (the gold judge)."""
+
+    prompts: Annotated[str, Ref(output="prompts_test")] = Field(
+        description="Prompt set: an earlier world stage (e.g. world.prompts_test) or a file."
+    )
+    max_prompts: int = Field(200, ge=1, description="Evaluate at most this many prompts.")
+    max_new_tokens: int = Field(48, ge=1, description="Tokens generated per answer.")
+    batch_size: int = Field(64, ge=1, description="Prompts per generation batch.")

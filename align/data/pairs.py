@@ -1,0 +1,101 @@
+"""Preference pairs for DPO and Bradley-Terry reward models.
+
+`strength` is the preference magnitude (>= 0): the rating difference for pairs built from
+HelpSteer2 ratings, |preference_strength| for HelpSteer2-Preference, and the margin/strength
+column (default 1.0) for generic chosen/rejected data. Margin and scaled BT losses use it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations
+
+from align.attributes import ATTRIBUTES
+from align.errors import DataError
+from align.data.helpsteer import HelpSteerRow, group_by_prompt, parse_helpsteer_prompt
+from align.data.sources import (
+    RowRef, int_field, load_table, number_field, require_columns, source_kind, text_field,
+)
+
+HELPSTEER_HUB_ID = "nvidia/HelpSteer2"
+
+
+@dataclass
+class PreferencePair:
+    prompt: str
+    messages: list[dict]
+    chosen: str
+    rejected: str
+    strength: float
+
+
+def pairs_from_ratings(rows: list[HelpSteerRow], attribute: str = "helpfulness") -> list[PreferencePair]:
+    """For each prompt, every two responses with different ratings form a pair.
+
+    The higher-rated one is chosen, strength = rating difference; ties, rows whose rating
+    is None and identical response texts are dropped. HelpSteer2 has 2 responses per
+    prompt (at most one pair); with k responses all k*(k-1)/2 untied combinations are
+    kept, in row order. Rows are grouped by prompt text, not only by adjacency.
+    """
+    if attribute not in ATTRIBUTES:
+        raise DataError(f"unknown attribute {attribute!r}; known: {', '.join(ATTRIBUTES)}")
+    pairs = []
+    for group in group_by_prompt(rows):
+        rated = [r for r in group if r.attributes.get(attribute) is not None]
+        for a, b in combinations(rated, 2):
+            diff = a.attributes[attribute] - b.attributes[attribute]
+            if diff == 0 or a.response == b.response:
+                continue
+            chosen, rejected = (a, b) if diff > 0 else (b, a)
+            pairs.append(PreferencePair(a.prompt, [dict(m) for m in a.messages],
+                                        chosen.response, rejected.response, float(abs(diff))))
+    return pairs
+
+
+def _messages(ref: RowRef, prompt: str) -> list[dict]:
+    try:
+        return parse_helpsteer_prompt(prompt)
+    except ValueError as exc:
+        raise ref.error(f"field 'prompt': {exc}") from None
+
+
+def load_preference_pairs(
+    source: str, split: str | None = None, *, data_dir: str | None = None
+) -> list[PreferencePair]:
+    """Pairs from the HelpSteer2-Preference schema or the generic chosen/rejected schema.
+
+    HelpSteer2-Preference: `prompt`, `response_1`, `response_2`, `preference_strength`
+    (-3..3; negative means response_1 is better; 0 rows are dropped). If rows carry a
+    `split` column and `split` is given, only those rows are kept. The schema is decided
+    by the first row (`response_1`/`preference_strength` present -> HelpSteer2-Preference).
+    Generic: `prompt`, `chosen`, `rejected`, optional `margin` or `strength` (>= 0, default 1).
+    For the hub id nvidia/HelpSteer2, data_dir defaults to "preference".
+    """
+    if data_dir is None and source == HELPSTEER_HUB_ID and source_kind(source) == "hub":
+        data_dir = "preference"
+    table = load_table(source, split, data_dir, split_column="split")
+    if not table.rows:
+        return []
+    first = table.rows[0]
+    hs2p = "response_1" in first or "preference_strength" in first
+    pairs = []
+    for ref, row in table:
+        if hs2p:
+            require_columns(ref, row, ("prompt", "response_1", "response_2", "preference_strength"))
+            prompt = text_field(ref, row, "prompt")
+            r1, r2 = text_field(ref, row, "response_1"), text_field(ref, row, "response_2")
+            s = int_field(ref, row, "preference_strength", -3, 3)
+            if s == 0:
+                continue
+            chosen, rejected = (r1, r2) if s < 0 else (r2, r1)
+            pairs.append(PreferencePair(prompt, _messages(ref, prompt), chosen, rejected, float(abs(s))))
+        else:
+            require_columns(ref, row, ("prompt", "chosen", "rejected"))
+            prompt = text_field(ref, row, "prompt")
+            chosen, rejected = text_field(ref, row, "chosen"), text_field(ref, row, "rejected")
+            strength = 1.0
+            for name in ("margin", "strength"):
+                if row.get(name) is not None:
+                    strength = number_field(ref, row, name, 0.0)
+                    break
+            pairs.append(PreferencePair(prompt, _messages(ref, prompt), chosen, rejected, strength))
+    return pairs

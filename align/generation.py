@@ -1,0 +1,59 @@
+"""Batched sampling with the KV cache (transformers `generate`), prompts rendered by the chat template."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from align.chat import pad_batch, render
+
+
+@dataclass
+class SamplingConfig:
+    max_new_tokens: int = 64
+    temperature: float = 0.0  # 0: greedy
+    top_p: float = 1.0
+    n: int = 1
+    batch_size: int = 32
+
+
+def generate(model, tokenizer, prompts: list[list[dict]], sampling: SamplingConfig | None = None,
+             *, seed: int | None = None, prompt_suffix: str = "") -> list[list[str]]:
+    """For each chat prompt, `n` sampled responses (text, special tokens removed).
+
+    Prompts are sorted by length and batched with left padding, so each batch shares the
+    KV cache efficiently; results come back in the input order. `prompt_suffix` is text
+    appended after the generation prompt (SteerLM puts the attribute string there).
+    """
+    import torch
+
+    s = sampling or SamplingConfig()
+    device = next(model.parameters()).device
+    texts = [render(tokenizer, p, add_generation_prompt=True) + prompt_suffix for p in prompts]
+    encoded = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+    out: list[list[str]] = [[] for _ in prompts]
+    was_training = model.training
+    model.eval()
+    gen_kwargs = dict(max_new_tokens=s.max_new_tokens, num_return_sequences=s.n, pad_token_id=tokenizer.pad_token_id)
+    if s.temperature > 0:
+        gen_kwargs.update(do_sample=True, temperature=s.temperature, top_p=s.top_p)
+    else:
+        gen_kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+    try:
+        with torch.random.fork_rng(devices=[] if device.type == "cpu" else [device]):
+            if seed is not None:
+                torch.manual_seed(seed)
+            for start in range(0, len(order), s.batch_size):
+                batch = order[start : start + s.batch_size]
+                ids = pad_batch([encoded[i] for i in batch], tokenizer.pad_token_id, left=True).to(device)
+                mask = torch.zeros_like(ids)
+                for row, i in enumerate(batch):
+                    mask[row, ids.shape[1] - len(encoded[i]):] = 1
+                with torch.no_grad():
+                    seqs = model.generate(input_ids=ids, attention_mask=mask, **gen_kwargs)
+                new = seqs[:, ids.shape[1]:]
+                decoded = tokenizer.batch_decode(new, skip_special_tokens=True)
+                for row, text in enumerate(decoded):
+                    out[batch[row // s.n]].append(text.strip())
+    finally:
+        model.train(was_training)
+    return out

@@ -1,0 +1,126 @@
+"""Load and save models the same way for every source: hub id, local dir, GGUF, or a tiny world model."""
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+from align.config.model_spec import ModelSpec
+from align.errors import AlignError
+
+log = logging.getLogger("align")
+
+DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16", "auto": "auto"}
+
+
+def _split_gguf(spec: ModelSpec) -> tuple[str, str | None]:
+    """`path: dir` + `gguf_file: name`, or `path: dir/name.gguf` -> (dir, name)."""
+    path = spec.path or ""
+    if spec.gguf_file:
+        return path, spec.gguf_file
+    if path.endswith(".gguf"):
+        p = Path(path)
+        return str(p.parent), p.name
+    return path, None
+
+
+def load_tokenizer(spec: ModelSpec):
+    """The spec's tokenizer (its own `tokenizer` field, else the model's), with a pad token."""
+    from transformers import AutoTokenizer
+
+    if spec.tokenizer:
+        source, gguf = spec.tokenizer, None
+        if source.endswith(".gguf"):
+            source, gguf = str(Path(source).parent), Path(source).name
+    else:
+        source, gguf = _split_gguf(spec)
+    try:
+        tok = AutoTokenizer.from_pretrained(
+            source, gguf_file=gguf, revision=spec.revision, trust_remote_code=spec.trust_remote_code
+        )
+    except (OSError, ValueError) as exc:
+        raise AlignError(f"cannot load tokenizer from {source!r}{f' ({gguf})' if gguf else ''}: {exc}") from exc
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+        log.info("tokenizer has no pad token: using eos %r for padding", tok.eos_token)
+    return tok
+
+
+def load_model(spec: ModelSpec, tokenizer=None, *, seed: int = 0):
+    """Return (model, tokenizer). `spec` must already be resolved (no `from`)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    if spec.from_ is not None:
+        raise ValueError("resolve `from` with StageContext.resolve_model before loading")
+    tokenizer = tokenizer or load_tokenizer(spec)
+    if spec.tiny is not None:
+        from align.world.tiny_model import build_tiny_model
+
+        model = build_tiny_model(spec.tiny, tokenizer, seed=seed)
+        if spec.dtype not in ("float32", "auto"):
+            model = model.to(getattr(torch, spec.dtype))
+    else:
+        source, gguf = _split_gguf(spec)
+        try:
+            model = AutoModelForCausalLM.from_pretrained(
+                source,
+                gguf_file=gguf,
+                revision=spec.revision,
+                dtype=DTYPES[spec.dtype] if spec.dtype == "auto" else getattr(torch, spec.dtype),
+                trust_remote_code=spec.trust_remote_code,
+            )
+        except (OSError, ValueError) as exc:
+            raise AlignError(f"cannot load model from {source!r}{f' ({gguf})' if gguf else ''}: {exc}") from exc
+    _align_special_tokens(model, tokenizer)
+    if spec.lora is not None:
+        model = apply_lora(model, spec.lora)
+    return model, tokenizer
+
+
+def _align_special_tokens(model, tokenizer) -> None:
+    """Generation stops at the tokenizer's eos (end of the assistant turn) and pads with its pad."""
+    gen = getattr(model, "generation_config", None)
+    if gen is not None:
+        gen.pad_token_id = tokenizer.pad_token_id
+        if tokenizer.eos_token_id is not None:
+            eos = gen.eos_token_id
+            eos = [eos] if isinstance(eos, int) else list(eos or [])
+            if tokenizer.eos_token_id not in eos:
+                eos.append(tokenizer.eos_token_id)
+            gen.eos_token_id = eos if len(eos) > 1 else eos[0]
+
+
+def apply_lora(model, lora):
+    from peft import LoraConfig, get_peft_model
+
+    cfg = LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=lora.target_modules,
+        task_type="CAUSAL_LM",
+    )
+    model = get_peft_model(model, cfg)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    log.info("LoRA: %d of %d parameters trainable (%.2f%%)", trainable, total, 100 * trainable / total)
+    return model
+
+
+def save_model(model, tokenizer, out_dir: str | Path, *, merge_lora: bool = True) -> Path:
+    """Write a Hugging Face directory (safetensors + tokenizer) atomically: tmp dir, then rename."""
+    out_dir = Path(out_dir)
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    to_save = model
+    if merge_lora and hasattr(model, "merge_and_unload"):
+        import copy
+
+        to_save = copy.deepcopy(model).merge_and_unload()
+    to_save.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    tmp.rename(out_dir)
+    return out_dir

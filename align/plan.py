@@ -1,0 +1,73 @@
+"""Human-readable views: the resolved plan (--dry-run) and the stage kinds (`align kinds`)."""
+from __future__ import annotations
+
+from rich.console import Console
+from rich.syntax import Syntax
+from rich.table import Table
+
+from align.stages import STAGE_KINDS
+
+
+def print_plan(recipe, runner, console: Console | None = None) -> None:
+    console = console or Console()
+    if recipe.description:
+        console.print(recipe.description)
+    table = Table(title=f"plan: {recipe.source} -> {recipe.run_dir}  (seed {recipe.seed})")
+    for col in ("#", "stage", "kind", "uses", "outputs", "action"):
+        table.add_column(col)
+    for i, ((name, action), cfg) in enumerate(zip(runner.plan(), recipe.stages)):
+        outputs = ", ".join(STAGE_KINDS[cfg.kind].outputs(cfg))
+        table.add_row(str(i), name, cfg.kind, ", ".join(recipe.depends_on.get(name, [])) or "-", outputs, action)
+    console.print(table)
+    console.print(Syntax(recipe.to_yaml(), "yaml", word_wrap=True))
+
+
+def print_kinds(kind: str | None, console: Console | None = None) -> int:
+    console = console or Console()
+    if kind is None:
+        table = Table(title="stage kinds")
+        table.add_column("kind")
+        table.add_column("what it does")
+        for name, cls in sorted(STAGE_KINDS.items()):
+            table.add_row(name, (cls.__doc__ or "").strip().splitlines()[0])
+        console.print(table)
+        return 0
+    if kind not in STAGE_KINDS:
+        console.print(f"unknown kind {kind!r}; known: {', '.join(sorted(STAGE_KINDS))}")
+        return 2
+    cls = STAGE_KINDS[kind]
+    console.print((cls.__doc__ or "").strip())
+    _print_fields(cls.Config, console, prefix="")
+    return 0
+
+
+def _print_fields(model, console, prefix: str) -> None:
+    from pydantic import BaseModel
+
+    table = Table(title=f"{model.__name__} fields" if not prefix else None, show_header=not prefix)
+    for col in ("field", "type", "default", "help"):
+        table.add_column(col)
+    nested = []
+    for name, f in model.model_fields.items():
+        key = prefix + (f.alias or name)
+        ann = f.annotation
+        default = "required" if f.is_required() else repr(f.get_default(call_default_factory=True))
+        table.add_row(key, _type_name(ann), default, f.description or "")
+        for sub in _submodels(ann):
+            if isinstance(sub, type) and issubclass(sub, BaseModel):
+                nested.append((key, sub))
+    console.print(table)
+    for key, sub in nested:
+        console.print(f"[bold]{key}[/]: {sub.__name__}")
+        _print_fields(sub, console, prefix=key + ".")
+
+
+def _type_name(ann) -> str:
+    return getattr(ann, "__name__", None) or str(ann).replace("typing.", "")
+
+
+def _submodels(ann):
+    from typing import get_args
+
+    args = get_args(ann)
+    return [a for a in args if isinstance(a, type)] if args else [ann]

@@ -1,0 +1,278 @@
+"""Load and validate a recipe before any compute.
+
+A recipe is a run directory, a seed and an ordered list of named stages. Validation
+collects every problem (schema, unknown kinds, references to unknown or later stages,
+missing files) with its YAML path and raises one `ConfigError` (exit code 2).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError
+
+from align.config.base import Ref, StrictModel
+from align.config.model_spec import ModelSpec
+from align.errors import ConfigError
+from align.overrides import apply_overrides
+from align.stages import STAGE_KINDS, StageConfig
+
+DATA_SUFFIXES = (".jsonl", ".json", ".parquet", ".gguf", ".yaml", ".yml")
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+STAGE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
+
+
+class RecipeHeader(StrictModel):
+    """Top-level recipe fields."""
+
+    run_dir: str = Field(description="Where the run writes (recipe.yaml, manifest.json, one dir per stage).")
+    seed: int = Field(0, description="Seed for every stage unless a stage sets its own.")
+    description: str | None = Field(None, description="Free text shown by --dry-run.")
+    stages: list[Any] = Field(description="Ordered list of stages; each has name, kind and its own fields.")
+
+
+@dataclass
+class Recipe:
+    """A validated recipe: typed stage configs, their dependencies and fingerprints."""
+
+    source: str
+    run_dir: Path
+    seed: int
+    description: str | None
+    stages: list[StageConfig]
+    raw: dict
+    depends_on: dict[str, list[str]] = field(default_factory=dict)
+
+    def stage(self, name: str) -> StageConfig:
+        for s in self.stages:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def to_yaml(self) -> str:
+        data = {"run_dir": str(self.run_dir), "seed": self.seed}
+        if self.description:
+            data["description"] = self.description
+        data["stages"] = [stage_dump(s) for s in self.stages]
+        return yaml.safe_dump(data, sort_keys=False)
+
+    def fingerprint(self, name: str) -> str:
+        """Hash of a stage's resolved config, the seed, its local inputs and its upstream fingerprints."""
+        cfg = self.stage(name)
+        parts = {
+            "config": stage_dump(cfg),
+            "seed": self.stage_seed(cfg),
+            "inputs": [_file_stamp(p) for p in _local_paths(cfg)],
+            "upstream": [self.fingerprint(dep) for dep in self.depends_on.get(name, [])],
+        }
+        return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def stage_seed(self, cfg: StageConfig) -> int:
+        return self.seed if cfg.seed is None else cfg.seed
+
+    def dependents(self, name: str) -> list[str]:
+        """Stages that depend on `name`, directly or through others, in recipe order."""
+        out: list[str] = []
+        for s in self.stages:
+            deps = self.depends_on.get(s.name, [])
+            if name in deps or any(d in out for d in deps):
+                out.append(s.name)
+        return out
+
+
+def stage_dump(cfg: BaseModel) -> dict:
+    return cfg.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError([f"recipe file not found: {path}"], source=str(path))
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"not valid YAML: {exc}"], source=str(path)) from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(["the recipe must be a mapping with run_dir, seed and stages"], source=str(path))
+    raw = apply_overrides(raw, overrides or [])
+    return validate_recipe(raw, source=str(path))
+
+
+def validate_recipe(raw: dict, source: str = "recipe") -> Recipe:
+    problems: list[str] = []
+    try:
+        header = RecipeHeader.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, prefix=""), source=source) from None
+
+    stages: list[StageConfig] = []
+    seen: dict[str, int] = {}
+    for i, item in enumerate(header.stages):
+        where = f"stages[{i}]"
+        if not isinstance(item, dict):
+            problems.append(f"{where}: a stage must be a mapping with name and kind")
+            continue
+        name, kind = item.get("name"), item.get("kind")
+        if name is not None:
+            where = f"stages[{i}] ({name})"
+        if not isinstance(name, str) or not STAGE_NAME.match(name):
+            problems.append(f"{where}.name: required; letters, digits, '_' or '-', starting with a letter")
+        elif name in seen:
+            problems.append(f"{where}.name: duplicate stage name {name!r} (also stages[{seen[name]}])")
+        else:
+            seen[name] = i
+        if kind not in STAGE_KINDS:
+            known = ", ".join(sorted(STAGE_KINDS))
+            problems.append(f"{where}.kind: unknown stage kind {kind!r}; known kinds: {known}")
+            continue
+        stage_cls = STAGE_KINDS[kind]
+        try:
+            cfg = stage_cls.Config.model_validate(item)
+        except ValidationError as exc:
+            problems.extend(_format_errors(exc, prefix=where))
+            continue
+        problems.extend(f"{where}.{p}" for p in stage_cls.check(cfg))
+        stages.append(cfg)
+
+    recipe = Recipe(
+        source=source,
+        run_dir=Path(header.run_dir),
+        seed=header.seed,
+        description=header.description,
+        stages=stages,
+        raw=raw,
+    )
+    index = {s.name: i for i, s in enumerate(stages)}
+    for i, cfg in enumerate(stages):
+        deps: list[str] = []
+        problems.extend(_check_refs(cfg, f"stages[{i}] ({cfg.name})", stages[:i], index, deps))
+        recipe.depends_on[cfg.name] = sorted(set(deps), key=lambda n: index[n])
+    if problems:
+        raise ConfigError(problems, source=source)
+    return recipe
+
+
+def _format_errors(exc: ValidationError, prefix: str) -> list[str]:
+    out = []
+    for err in exc.errors():
+        loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
+        # pydantic adds the validator name for tagged/union steps; hide it for readability
+        loc = re.sub(r"\.(function-after|function-before|function-wrap)\[[^\]]*\]", "", loc)
+        path = (prefix + loc) if prefix else loc.lstrip(".")
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif err["type"] == "missing":
+            msg = "required field is missing"
+        got = err.get("input")
+        if err["type"] not in ("missing", "extra_forbidden") and not isinstance(got, (dict, list)):
+            msg += f" (got {got!r})"
+        out.append(f"{path or '<root>'}: {msg}")
+    return out
+
+
+def _ref_fields(model: BaseModel):
+    """Yield (field path, value, Ref marker, owner) for every Ref-marked string under `model`."""
+    for fname, finfo in type(model).model_fields.items():
+        value = getattr(model, fname)
+        alias = finfo.alias or fname
+        marker = next((m for m in finfo.metadata if isinstance(m, Ref)), None)
+        if marker is not None and isinstance(value, str):
+            yield alias, value, marker, model, fname
+        elif marker is not None and isinstance(value, list):
+            for j, v in enumerate(value):
+                if isinstance(v, str):
+                    yield f"{alias}[{j}]", v, marker, None, None
+        elif isinstance(value, BaseModel):
+            for sub, v, m, owner, attr in _ref_fields(value):
+                yield f"{alias}.{sub}", v, m, owner, attr
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                if isinstance(v, BaseModel):
+                    for sub, vv, m, owner, attr in _ref_fields(v):
+                        yield f"{alias}.{k}.{sub}", vv, m, owner, attr
+        elif isinstance(value, list):
+            for j, v in enumerate(value):
+                if isinstance(v, BaseModel):
+                    for sub, vv, m, owner, attr in _ref_fields(v):
+                        yield f"{alias}[{j}].{sub}", vv, m, owner, attr
+
+
+def _model_specs(model: BaseModel):
+    for fname in type(model).model_fields:
+        value = getattr(model, fname)
+        if isinstance(value, ModelSpec):
+            yield value
+        elif isinstance(value, BaseModel):
+            yield from _model_specs(value)
+
+
+def _check_refs(cfg: StageConfig, where: str, earlier: list[StageConfig], index: dict, deps: list[str]) -> list[str]:
+    problems: list[str] = []
+    earlier_names = {s.name: s for s in earlier}
+    # `model: sft` shorthand: a path equal to an earlier stage's name means `from: sft`
+    for spec in _model_specs(cfg):
+        if spec.path is not None and spec.path in index:
+            object.__setattr__(spec, "from_", spec.path)
+            object.__setattr__(spec, "path", None)
+    for path, value, marker, _owner, _attr in _ref_fields(cfg):
+        head, _, output = value.partition(".")
+        if head in earlier_names:
+            target = earlier_names[head]
+            outputs = STAGE_KINDS[target.kind].outputs(target)
+            wanted = output or marker.output
+            if wanted is None:
+                problems.append(f"{where}.{path}: {value!r} must name an output, one of: {', '.join(outputs)}")
+            elif wanted not in outputs:
+                avail = ", ".join(outputs) or "none"
+                problems.append(
+                    f"{where}.{path}: stage {head!r} (kind {target.kind}) has no output {wanted!r}; it has: {avail}"
+                )
+            deps.append(head)
+        elif head in index:
+            rel = "itself" if head == cfg.name else "a later stage"
+            problems.append(f"{where}.{path}: {value!r} refers to {rel}; a stage can only use earlier stages")
+        elif not marker.path_ok:
+            names = ", ".join(earlier_names) or "none"
+            problems.append(f"{where}.{path}: unknown stage {value!r} (earlier stages: {names})")
+        else:
+            problem = _check_path(value)
+            if problem:
+                problems.append(f"{where}.{path}: {problem}")
+    for spec in _model_specs(cfg):
+        if spec.path and spec.gguf_file and Path(spec.path).is_dir() and not (Path(spec.path) / spec.gguf_file).is_file():
+            problems.append(f"{where}.model.gguf_file: {spec.gguf_file!r} not found in {spec.path}")
+        elif spec.path:
+            problem = _check_path(spec.path)
+            if problem:
+                problems.append(f"{where}.model.path: {problem}")
+    return problems
+
+
+def _check_path(value: str) -> str | None:
+    p = Path(value).expanduser()
+    looks_local = value.startswith((".", "/", "~")) or p.suffix in DATA_SUFFIXES
+    if looks_local:
+        return None if p.exists() else f"file not found: {value}"
+    if p.exists() or HUB_ID.match(value):
+        return None  # an existing path, or a hub id 'owner/name' (checked when loaded)
+    return f"{value!r} is neither an earlier stage, an existing path, nor a hub id (owner/name)"
+
+
+def _local_paths(cfg: StageConfig) -> list[Path]:
+    out = []
+    for _path, value, _m, _o, _a in _ref_fields(cfg):
+        p = Path(value).expanduser()
+        if p.is_file():
+            out.append(p)
+    return out
+
+
+def _file_stamp(p: Path) -> list:
+    st = p.stat()
+    return [str(p), st.st_size, int(st.st_mtime)]

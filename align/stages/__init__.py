@@ -1,0 +1,11 @@
+"""Stage kinds. Importing this package registers the built-in ones.
+
+Configs and glue live here and import torch lazily, so validating a recipe is fast.
+"""
+from align.stages.base import STAGE_KINDS, Stage, StageConfig, register_stage
+
+# Built-in kinds: importing a module registers its stage.
+from align.stages import world as _world  # noqa: F401,E402
+from align.stages import sft as _sft  # noqa: F401,E402
+
+__all__ = ["STAGE_KINDS", "Stage", "StageConfig", "register_stage"]

@@ -1,0 +1,57 @@
+"""What every stage kind provides: a typed config, its outputs, and `run`.
+
+A stage kind is one class registered with `@register_stage`. The runner validates the
+whole recipe against the config classes before any compute, resolves references to
+earlier stages through `outputs`, and calls `run` with a `StageContext`.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from pydantic import Field
+
+from align.config.base import StrictModel
+
+if TYPE_CHECKING:
+    from align.context import StageContext
+
+
+class StageConfig(StrictModel):
+    """Fields every stage has. Subclasses add their own (and set `kind` to a Literal)."""
+
+    name: str = Field(description="Stage name: its directory under run_dir and how later stages refer to it.")
+    kind: str = Field(description="Which stage kind runs (see `align kinds`).")
+    seed: int | None = Field(None, description="Seed for this stage (default: the recipe's seed).")
+
+
+class Stage:
+    """Base class of stage kinds. Subclasses set `kind`, `Config`, and implement `run`."""
+
+    kind: ClassVar[str]
+    Config: ClassVar[type[StageConfig]]
+    produces_model: ClassVar[bool] = False
+
+    @classmethod
+    def outputs(cls, config: StageConfig) -> dict[str, str]:
+        """Output name -> path relative to the stage directory. Later stages refer to these."""
+        return {"model": "model", "tokenizer": "model"} if cls.produces_model else {}
+
+    @classmethod
+    def check(cls, config: StageConfig) -> list[str]:
+        """Extra problems the schema cannot express (paths relative to the stage). Default: none."""
+        return []
+
+    def run(self, config: StageConfig, ctx: "StageContext") -> dict[str, float]:
+        """Do the work inside `ctx.work_dir`; return the flat metrics written to metrics.json."""
+        raise NotImplementedError
+
+
+STAGE_KINDS: dict[str, type[Stage]] = {}
+
+
+def register_stage(cls: type[Stage]) -> type[Stage]:
+    """Class decorator adding a stage kind to the registry (kinds must be unique)."""
+    if cls.kind in STAGE_KINDS and STAGE_KINDS[cls.kind] is not cls:
+        raise ValueError(f"stage kind {cls.kind!r} registered twice")
+    STAGE_KINDS[cls.kind] = cls
+    return cls

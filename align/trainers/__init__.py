@@ -1,0 +1,1 @@
+"""Trainers. `BaseTrainer` owns the loop; each algorithm overrides `compute_loss`."""

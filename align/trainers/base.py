@@ -1,0 +1,304 @@
+"""The training loop every trainer shares, on `accelerate`.
+
+Why accelerate and not `transformers.Trainer`: SteerLM 2.0 and PPO alternate sampling and
+optimisation inside one stage, and every algorithm here needs its loss to be one public,
+overridable method. A ~300-line loop on accelerate gives that, plus DDP/FSDP/DeepSpeed,
+mixed precision and gradient accumulation from the library, without Trainer's hooks.
+
+Override points (see README "Subclass a trainer"):
+- `compute_loss(model, batch) -> (loss, metrics)`: the algorithm. Call pure loss functions.
+- `collate(examples) -> batch`: how dataset items become tensors.
+- `on_evaluate(metrics)`: react to validation (e.g. keep the best model).
+
+Exact resume: data order is a function of (seed, epoch), the RNG is reseeded from
+(seed, step) before every micro-batch, and checkpoints hold weights, optimizer and
+scheduler; so a run killed and resumed ends with the same weights as one never stopped.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from align.config.base import TrainConfig
+from align.errors import TrainingError
+from align.trainers.checkpoints import list_checkpoints, load_latest_checkpoint, save_checkpoint
+
+log = logging.getLogger("align")
+
+
+class EpochShuffleSampler(Sampler[int]):
+    """A permutation that depends only on (seed, epoch), so a resumed run sees the same order."""
+
+    def __init__(self, n: int, seed: int, shuffle: bool = True):
+        self.n, self.seed, self.shuffle, self.epoch = n, seed, shuffle, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        if not self.shuffle:
+            return iter(range(self.n))
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=g).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
+class BaseTrainer:
+    """Runs optimisation for any algorithm that defines `compute_loss`."""
+
+    #: prefix of the metrics this trainer reports (train/..., eval/...)
+    metric_prefix = "train"
+
+    def __init__(self, model, tokenizer, config: TrainConfig, output_dir: str | Path, *, seed: int = 0,
+                 accelerator=None):
+        from accelerate import Accelerator
+
+        self.config = config
+        self.tokenizer = tokenizer
+        self.output_dir = Path(output_dir)
+        self.seed = seed
+        self.accelerator = accelerator or Accelerator(
+            mixed_precision=config.precision,
+            gradient_accumulation_steps=config.grad_accum,
+            log_with=config.report_to or None,
+            project_dir=str(self.output_dir),
+        )
+        if config.gradient_checkpointing and hasattr(model, "gradient_checkpointing_enable"):
+            model.gradient_checkpointing_enable()
+        self.model = model
+        self.global_step = 0
+        self.history: list[dict[str, float]] = []
+
+    # ---- override points ---------------------------------------------------------------
+    def compute_loss(self, model, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
+        """Return the scalar loss to minimise and metrics to log for one micro-batch."""
+        raise NotImplementedError
+
+    def collate(self, examples: list[Any]) -> dict[str, Any]:
+        """Turn a list of dataset items into a batch (default: items already are batches)."""
+        raise NotImplementedError
+
+    def on_evaluate(self, metrics: dict[str, float]) -> None:
+        """Called after each validation with its metrics (default: nothing)."""
+
+    # ---- helpers -----------------------------------------------------------------------
+    @property
+    def is_main(self) -> bool:
+        return self.accelerator.is_main_process
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.output_dir / "checkpoints"
+
+    def unwrapped_model(self):
+        return self.accelerator.unwrap_model(self.model)
+
+    def _make_loader(self, dataset: Sequence, shuffle: bool) -> DataLoader:
+        sampler = EpochShuffleSampler(len(dataset), self.seed, shuffle=shuffle)
+        return DataLoader(dataset, batch_size=self.config.batch_size, sampler=sampler, collate_fn=self.collate)
+
+    def _make_optimizer(self):
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if not params:
+            raise TrainingError("the model has no trainable parameters")
+        return torch.optim.AdamW(params, lr=self.config.lr, betas=tuple(self.config.adam_betas),
+                                 weight_decay=self.config.weight_decay)
+
+    def _make_scheduler(self, optimizer, total_steps: int):
+        from transformers import get_scheduler
+
+        name = {"constant": "constant_with_warmup"}.get(self.config.scheduler, self.config.scheduler)
+        return get_scheduler(name, optimizer, num_warmup_steps=self.config.warmup_steps,
+                             num_training_steps=total_steps)
+
+    def _reseed(self, micro_step: int) -> None:
+        torch.manual_seed(self.seed * 1_000_003 + micro_step)
+
+    # ---- evaluation --------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, dataset: Sequence, prefix: str = "eval") -> dict[str, float]:
+        """Mean of `compute_loss` metrics over `dataset` (weighted by batch count)."""
+        loader = self.accelerator.prepare(self._make_loader(dataset, shuffle=False))
+        was_training = self.model.training
+        self.model.eval()
+        sums: dict[str, float] = defaultdict(float)
+        count = 0
+        for batch in loader:
+            loss, metrics = self.compute_loss(self.model, batch)
+            values = {"loss": loss.detach().float(), **{k: torch.as_tensor(v, dtype=torch.float32, device=loss.device)
+                                                       for k, v in metrics.items()}}
+            for k, v in values.items():
+                sums[k] += self.accelerator.reduce(v.reshape(()), "mean").item()
+            count += 1
+        self.model.train(was_training)
+        out = {f"{prefix}/{k}": v / max(count, 1) for k, v in sums.items()}
+        self.on_evaluate(out)
+        return out
+
+    # ---- training ----------------------------------------------------------------------
+    def train(self, train_dataset: Sequence, eval_dataset: Sequence | None = None) -> dict[str, float]:
+        """Optimise over `train_dataset`; return final metrics (train/loss_first, train/loss_final, ...)."""
+        cfg, acc = self.config, self.accelerator
+        if len(train_dataset) == 0:
+            raise TrainingError("the training set is empty (after filtering)")
+        loader = self._make_loader(train_dataset, shuffle=True)
+        steps_per_epoch = math.ceil(len(loader) / cfg.grad_accum)
+        total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
+        optimizer = self._make_optimizer()
+        scheduler = self._make_scheduler(optimizer, total_steps)
+        state = load_latest_checkpoint(self.checkpoint_dir, self.model, optimizer, scheduler)
+        self.model, optimizer, loader, scheduler = acc.prepare(self.model, optimizer, loader, scheduler)
+        if cfg.report_to:
+            acc.init_trackers(self.output_dir.name, config=cfg.model_dump(mode="json"))
+        self.global_step = state["global_step"] if state else 0
+        self.history = state.get("history", []) if state else []
+        micro_in_epoch = 0
+        window: dict[str, list[float]] = defaultdict(list)
+        t0, samples = time.time(), 0
+        progress = _Progress(total_steps, self.global_step, enabled=self.is_main, label=self.metric_prefix)
+        self.model.train()
+        done = self.global_step >= total_steps
+        epoch = self.global_step // steps_per_epoch
+        while not done:
+            loader.set_epoch(epoch) if hasattr(loader, "set_epoch") else loader.sampler.set_epoch(epoch)
+            skip = (self.global_step - epoch * steps_per_epoch) * cfg.grad_accum
+            batches = acc.skip_first_batches(loader, skip) if skip else loader
+            micro_in_epoch = skip
+            for batch in batches:
+                self._reseed(epoch * len(loader) + micro_in_epoch)
+                micro_in_epoch += 1
+                with acc.accumulate(self.model):
+                    loss, metrics = self.compute_loss(self.model, batch)
+                    self._check_finite(loss)
+                    acc.backward(loss)
+                    if acc.sync_gradients and cfg.max_grad_norm:
+                        acc.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad()
+                samples += _batch_size(batch)
+                window["loss"].append(loss.detach().float().item())
+                for k, v in metrics.items():
+                    window[k].append(float(v))
+                if not acc.sync_gradients:
+                    continue
+                self.global_step += 1
+                if self.global_step % cfg.log_every == 0 or self.global_step == total_steps:
+                    self._log(window, scheduler, progress)
+                    window = defaultdict(list)
+                progress.update(self.global_step)
+                if eval_dataset is not None and cfg.eval_every and self.global_step % cfg.eval_every == 0:
+                    self._log_eval(self.evaluate(eval_dataset))
+                if cfg.save_every and self.global_step % cfg.save_every == 0 and self.global_step < total_steps:
+                    self._save(optimizer, scheduler)
+                if self.global_step >= total_steps:
+                    done = True
+                    break
+            epoch += 1
+        progress.close()
+        if window:
+            self._log(window, scheduler, None)
+        elapsed = time.time() - t0
+        results = self._summary(elapsed, samples)
+        if eval_dataset is not None:
+            results.update(self.evaluate(eval_dataset))
+            self._log_eval({k: v for k, v in results.items() if k.startswith("eval/")})
+        if cfg.report_to:
+            acc.end_training()
+        return results
+
+    def _check_finite(self, loss: torch.Tensor) -> None:
+        flag = torch.isfinite(loss.detach()).float().reshape(1)
+        if self.accelerator.num_processes > 1:
+            flag = self.accelerator.gather(flag)
+        if not bool(flag.min() > 0):
+            last = list_checkpoints(self.checkpoint_dir)
+            kept = f"; last good checkpoint kept: {last[0]}" if last else "; no checkpoint had been written yet"
+            raise TrainingError(f"non-finite loss ({loss.item()}) at optimizer step {self.global_step + 1}{kept}")
+
+    def _log(self, window: dict[str, list[float]], scheduler, progress) -> None:
+        row = {f"{self.metric_prefix}/{k}": sum(v) / len(v) for k, v in window.items() if v}
+        row[f"{self.metric_prefix}/lr"] = scheduler.get_last_lr()[0]
+        row["step"] = self.global_step
+        self.history.append(row)
+        if self.config.report_to:
+            self.accelerator.log({k: v for k, v in row.items() if k != "step"}, step=self.global_step)
+        if self.is_main:
+            shown = "  ".join(f"{k.split('/')[-1]}={v:.4g}" for k, v in row.items() if k != "step")
+            log.info("step %d  %s", self.global_step, shown)
+        if progress is not None:
+            progress.set_postfix(row.get(f"{self.metric_prefix}/loss"))
+
+    def _log_eval(self, metrics: dict[str, float]) -> None:
+        if self.config.report_to:
+            self.accelerator.log(metrics, step=self.global_step)
+        if self.is_main:
+            log.info("step %d  eval  %s", self.global_step, "  ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+
+    def _save(self, optimizer, scheduler) -> None:
+        self.accelerator.wait_for_everyone()
+        if self.is_main:
+            state = {"global_step": self.global_step, "history": self.history}
+            save_checkpoint(self.checkpoint_dir, self.global_step, self.unwrapped_model(), optimizer, scheduler,
+                            state, keep=self.config.keep_checkpoints)
+        self.accelerator.wait_for_everyone()
+
+    def _summary(self, elapsed: float, samples: int) -> dict[str, float]:
+        key = f"{self.metric_prefix}/loss"
+        losses = [row[key] for row in self.history if key in row]
+        out = {f"{self.metric_prefix}/steps": float(self.global_step)}
+        if losses:
+            out[f"{self.metric_prefix}/loss_first"] = losses[0]
+            out[f"{self.metric_prefix}/loss_final"] = losses[-1]
+        if elapsed > 0 and samples:
+            out[f"{self.metric_prefix}/samples_per_s"] = samples * self.accelerator.num_processes / elapsed
+        for k, v in (self.history[-1] if self.history else {}).items():
+            if k != "step" and not k.endswith("/loss") and not k.endswith("/lr"):
+                out.setdefault(f"{k}_final", v)
+        return out
+
+
+def _batch_size(batch) -> int:
+    if isinstance(batch, dict):
+        for v in batch.values():
+            if hasattr(v, "shape") and len(v.shape) > 0:
+                return int(v.shape[0])
+            if isinstance(v, list):
+                return len(v)
+    return 1
+
+
+class _Progress:
+    """A rich progress bar on the main process (quiet elsewhere and when not a terminal)."""
+
+    def __init__(self, total: int, start: int, *, enabled: bool, label: str):
+        self.bar = None
+        if not enabled:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("{task.fields[info]}"), TimeRemainingColumn(), transient=True)
+        self.task = self.bar.add_task(label, total=total, completed=start, info="")
+        self.bar.start()
+
+    def update(self, step: int) -> None:
+        if self.bar:
+            self.bar.update(self.task, completed=step)
+
+    def set_postfix(self, loss: float | None) -> None:
+        if self.bar and loss is not None:
+            self.bar.update(self.task, info=f"loss {loss:.4f}")
+
+    def close(self) -> None:
+        if self.bar:
+            self.bar.stop()
