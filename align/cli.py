@@ -18,6 +18,10 @@ examples:
 """
 
 
+# One module per extra command (score, generate, eval, serve, ...): `add_parser(sub)` registers it.
+COMMAND_MODULES: list[str] = []
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="align",
@@ -50,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
     kinds = sub.add_parser("kinds", help="list stage kinds, or show one kind's fields")
     kinds.add_argument("kind", nargs="?", help="a stage kind to describe")
     kinds.set_defaults(func=_cmd_kinds)
+
+    # Other commands live in their own modules, each with `add_parser(subparsers)`.
+    import importlib
+
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).add_parser(sub)
     return parser
 
 

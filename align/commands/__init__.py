@@ -1,0 +1,1 @@
+"""Extra `align` subcommands, one module each (see align/cli.py COMMAND_MODULES)."""
