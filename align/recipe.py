@@ -11,7 +11,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_args, get_origin
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError
@@ -105,14 +105,23 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
 
 def validate_recipe(raw: dict, source: str = "recipe") -> Recipe:
     problems: list[str] = []
+    header = None
     try:
         header = RecipeHeader.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_format_errors(exc, prefix=""), source=source) from None
+        problems.extend(_format_errors(exc, prefix=""))
+    raw_stages = raw.get("stages") if isinstance(raw.get("stages"), list) else []
+
+    # Names of every stage, valid or not, so references to a broken stage are not misreported.
+    order: dict[str, int] = {}
+    for i, item in enumerate(raw_stages):
+        if isinstance(item, dict) and isinstance(item.get("name"), str) and item["name"] not in order:
+            order[item["name"]] = i
 
     stages: list[StageConfig] = []
-    seen: dict[str, int] = {}
-    for i, item in enumerate(header.stages):
+    positions: list[int] = []
+    seen: set[str] = set()
+    for i, item in enumerate(raw_stages):
         where = f"stages[{i}]"
         if not isinstance(item, dict):
             problems.append(f"{where}: a stage must be a mapping with name and kind")
@@ -123,9 +132,10 @@ def validate_recipe(raw: dict, source: str = "recipe") -> Recipe:
         if not isinstance(name, str) or not STAGE_NAME.match(name):
             problems.append(f"{where}.name: required; letters, digits, '_' or '-', starting with a letter")
         elif name in seen:
-            problems.append(f"{where}.name: duplicate stage name {name!r} (also stages[{seen[name]}])")
+            problems.append(f"{where}.name: duplicate stage name {name!r} (also stages[{order[name]}])")
+            continue
         else:
-            seen[name] = i
+            seen.add(name)
         if kind not in STAGE_KINDS:
             known = ", ".join(sorted(STAGE_KINDS))
             problems.append(f"{where}.kind: unknown stage kind {kind!r}; known kinds: {known}")
@@ -138,23 +148,25 @@ def validate_recipe(raw: dict, source: str = "recipe") -> Recipe:
             continue
         problems.extend(f"{where}.{p}" for p in stage_cls.check(cfg))
         stages.append(cfg)
+        positions.append(i)
 
-    recipe = Recipe(
+    valid = {s.name: s for s in stages}
+    depends_on: dict[str, list[str]] = {}
+    for pos, cfg in zip(positions, stages):
+        deps: list[str] = []
+        problems.extend(_check_refs(cfg, f"stages[{pos}] ({cfg.name})", pos, order, valid, deps))
+        depends_on[cfg.name] = sorted(set(deps), key=lambda n: order[n])
+    if problems or header is None:
+        raise ConfigError(problems, source=source)
+    return Recipe(
         source=source,
         run_dir=Path(header.run_dir),
         seed=header.seed,
         description=header.description,
         stages=stages,
         raw=raw,
+        depends_on=depends_on,
     )
-    index = {s.name: i for i, s in enumerate(stages)}
-    for i, cfg in enumerate(stages):
-        deps: list[str] = []
-        problems.extend(_check_refs(cfg, f"stages[{i}] ({cfg.name})", stages[:i], index, deps))
-        recipe.depends_on[cfg.name] = sorted(set(deps), key=lambda n: index[n])
-    if problems:
-        raise ConfigError(problems, source=source)
-    return recipe
 
 
 def _format_errors(exc: ValidationError, prefix: str) -> list[str]:
@@ -177,30 +189,27 @@ def _format_errors(exc: ValidationError, prefix: str) -> list[str]:
 
 
 def _ref_fields(model: BaseModel):
-    """Yield (field path, value, Ref marker, owner) for every Ref-marked string under `model`."""
+    """Yield (field path, value, Ref marker) for every Ref-marked string under `model`."""
     for fname, finfo in type(model).model_fields.items():
         value = getattr(model, fname)
         alias = finfo.alias or fname
         marker = next((m for m in finfo.metadata if isinstance(m, Ref)), None)
         if marker is not None and isinstance(value, str):
-            yield alias, value, marker, model, fname
+            yield alias, value, marker
         elif marker is not None and isinstance(value, list):
             for j, v in enumerate(value):
                 if isinstance(v, str):
-                    yield f"{alias}[{j}]", v, marker, None, None
+                    yield f"{alias}[{j}]", v, marker
         elif isinstance(value, BaseModel):
-            for sub, v, m, owner, attr in _ref_fields(value):
-                yield f"{alias}.{sub}", v, m, owner, attr
-        elif isinstance(value, dict):
-            for k, v in value.items():
+            for sub, v, m in _ref_fields(value):
+                yield f"{alias}.{sub}", v, m
+        elif isinstance(value, (list, tuple, dict)):
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for k, v in items:
                 if isinstance(v, BaseModel):
-                    for sub, vv, m, owner, attr in _ref_fields(v):
-                        yield f"{alias}.{k}.{sub}", vv, m, owner, attr
-        elif isinstance(value, list):
-            for j, v in enumerate(value):
-                if isinstance(v, BaseModel):
-                    for sub, vv, m, owner, attr in _ref_fields(v):
-                        yield f"{alias}[{j}].{sub}", vv, m, owner, attr
+                    key = f".{k}" if isinstance(value, dict) else f"[{k}]"
+                    for sub, vv, m in _ref_fields(v):
+                        yield f"{alias}{key}.{sub}", vv, m
 
 
 def _model_specs(model: BaseModel):
@@ -212,18 +221,22 @@ def _model_specs(model: BaseModel):
             yield from _model_specs(value)
 
 
-def _check_refs(cfg: StageConfig, where: str, earlier: list[StageConfig], index: dict, deps: list[str]) -> list[str]:
+def _check_refs(cfg: StageConfig, where: str, pos: int, order: dict[str, int], valid: dict[str, StageConfig],
+                deps: list[str]) -> list[str]:
     problems: list[str] = []
-    earlier_names = {s.name: s for s in earlier}
+    earlier = [n for n, i in order.items() if i < pos]
     # `model: sft` shorthand: a path equal to an earlier stage's name means `from: sft`
     for spec in _model_specs(cfg):
-        if spec.path is not None and spec.path in index:
+        if spec.path is not None and spec.path in order:
             object.__setattr__(spec, "from_", spec.path)
             object.__setattr__(spec, "path", None)
-    for path, value, marker, _owner, _attr in _ref_fields(cfg):
+    for path, value, marker in _ref_fields(cfg):
         head, _, output = value.partition(".")
-        if head in earlier_names:
-            target = earlier_names[head]
+        if head in order and order[head] < pos:
+            deps.append(head)
+            target = valid.get(head)
+            if target is None:
+                continue  # that stage's own errors are already reported
             outputs = STAGE_KINDS[target.kind].outputs(target)
             wanted = output or marker.output
             if wanted is None:
@@ -233,12 +246,11 @@ def _check_refs(cfg: StageConfig, where: str, earlier: list[StageConfig], index:
                 problems.append(
                     f"{where}.{path}: stage {head!r} (kind {target.kind}) has no output {wanted!r}; it has: {avail}"
                 )
-            deps.append(head)
-        elif head in index:
+        elif head in order:
             rel = "itself" if head == cfg.name else "a later stage"
             problems.append(f"{where}.{path}: {value!r} refers to {rel}; a stage can only use earlier stages")
         elif not marker.path_ok:
-            names = ", ".join(earlier_names) or "none"
+            names = ", ".join(earlier) or "none"
             problems.append(f"{where}.{path}: unknown stage {value!r} (earlier stages: {names})")
         else:
             problem = _check_path(value)
@@ -266,7 +278,7 @@ def _check_path(value: str) -> str | None:
 
 def _local_paths(cfg: StageConfig) -> list[Path]:
     out = []
-    for _path, value, _m, _o, _a in _ref_fields(cfg):
+    for _path, value, _m in _ref_fields(cfg):
         p = Path(value).expanduser()
         if p.is_file():
             out.append(p)

@@ -1,0 +1,105 @@
+"""Multi-turn answer generation and MT-Bench-format answer files.
+
+Turn t of every question is generated in one batch, with the model's own earlier answers
+in the conversation (as MT-Bench does). A `ChatModel` is anything with
+`complete(conversations) -> list[str]`: a local model (the chat template, batched, KV
+cache) or an OpenAI-compatible endpoint. Answers are saved as JSONL
+(`question_id`, `model_id`, `choices[0].turns`) so judging reruns without regenerating.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Protocol
+
+from align.errors import DataError
+from evals.questions import Question
+
+
+class ChatModel(Protocol):
+    def complete(self, conversations: list[list[dict]]) -> list[str]: ...
+
+
+class LocalChatModel:
+    """A loaded causal LM + tokenizer, answering through `align.generation.generate`."""
+
+    def __init__(self, model, tokenizer, *, max_new_tokens: int = 256, temperature: float = 0.0,
+                 batch_size: int = 16, seed: int = 0):
+        from align.generation import SamplingConfig
+
+        self.model, self.tokenizer, self.seed = model, tokenizer, seed
+        self.sampling = SamplingConfig(max_new_tokens=max_new_tokens, temperature=temperature, batch_size=batch_size)
+
+    @classmethod
+    def load(cls, path: str, **kwargs) -> "LocalChatModel":
+        from align.config.model_spec import ModelSpec
+        from align.models import load_model
+
+        model, tok = load_model(ModelSpec(path=path))
+        return cls(model, tok, **kwargs)
+
+    def complete(self, conversations: list[list[dict]]) -> list[str]:
+        from align.generation import generate
+
+        return [o[0] for o in generate(self.model, self.tokenizer, conversations, self.sampling, seed=self.seed)]
+
+
+class EndpointChatModel:
+    """The model under test behind an OpenAI-compatible endpoint (requests run concurrently)."""
+
+    def __init__(self, endpoint, *, max_new_tokens: int = 256, temperature: float = 0.0):
+        self.endpoint, self.max_new_tokens, self.temperature = endpoint, max_new_tokens, temperature
+
+    def complete(self, conversations: list[list[dict]]) -> list[str]:
+        return self.endpoint.chat_many(conversations, temperature=self.temperature, max_tokens=self.max_new_tokens)
+
+
+def conversation(question: Question, answers: list[str], turn: int) -> list[dict]:
+    """Messages up to and including user turn `turn` (0-based), earlier answers included."""
+    msgs: list[dict] = []
+    for t in range(turn + 1):
+        msgs.append({"role": "user", "content": question.turns[t]})
+        if t < turn:
+            msgs.append({"role": "assistant", "content": answers[t]})
+    return msgs
+
+
+def generate_answers(questions: list[Question], chat: ChatModel) -> list[list[str]]:
+    """For each question, one answer per turn; turn t of all questions runs as one batch."""
+    answers: list[list[str]] = [[] for _ in questions]
+    for turn in range(max(len(q.turns) for q in questions)):
+        idx = [i for i, q in enumerate(questions) if turn < len(q.turns)]
+        replies = chat.complete([conversation(questions[i], answers[i], turn) for i in idx])
+        for i, text in zip(idx, replies):
+            answers[i].append(text)
+    return answers
+
+
+def save_answers(path: str | Path, model_id: str, questions: list[Question], answers: list[list[str]]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    rows = [{"question_id": q.question_id, "answer_id": f"{model_id}-{q.question_id}", "model_id": model_id,
+             "choices": [{"index": 0, "turns": a}], "tstamp": now} for q, a in zip(questions, answers)]
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def load_answers(path: str | Path, questions: list[Question]) -> list[list[str]]:
+    """Answers in question order; every question must have an answer for every turn."""
+    by_id = {}
+    for i, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            row = json.loads(line)
+            try:
+                by_id[row["question_id"]] = list(row["choices"][0]["turns"])
+            except (KeyError, IndexError, TypeError) as exc:
+                raise DataError(f"{path} line {i}: expected question_id and choices[0].turns") from exc
+    out = []
+    for q in questions:
+        turns = by_id.get(q.question_id)
+        if turns is None or len(turns) < len(q.turns):
+            raise DataError(f"{path}: no complete answer for question {q.question_id!r}")
+        out.append(turns)
+    return out

@@ -1,0 +1,81 @@
+"""A minimal client for OpenAI-compatible `/v1/chat/completions` endpoints (stdlib only).
+
+Used for the model under test (remote answers) and the LLM judge. The API key is read
+from an environment variable named by the caller and never logged.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from align.errors import AlignError
+
+log = logging.getLogger("align")
+RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
+
+
+class EndpointError(AlignError):
+    """The endpoint failed after every retry (or refused the request outright)."""
+
+
+@dataclass
+class ChatEndpoint:
+    """One OpenAI-compatible endpoint. `api_key_env` names the variable holding the key."""
+
+    base_url: str
+    model: str
+    api_key_env: str | None = None
+    timeout: float = 120.0
+    retries: int = 4
+    backoff: float = 1.0  # seconds; doubles after each failed try
+    concurrency: int = 4
+
+    def _url(self) -> str:
+        base = self.base_url.rstrip("/")
+        return base + ("/chat/completions" if base.endswith("/v1") else "/v1/chat/completions")
+
+    def _headers(self) -> dict:
+        headers = {"Content-Type": "application/json"}
+        if self.api_key_env:
+            key = os.environ.get(self.api_key_env)
+            if not key:
+                raise EndpointError(f"environment variable {self.api_key_env} (the API key) is not set")
+            headers["Authorization"] = f"Bearer {key}"
+        return headers
+
+    def chat(self, messages: list[dict], *, temperature: float = 0.0, max_tokens: int = 1024) -> str:
+        """The assistant's reply text; retries transient failures with exponential backoff."""
+        body = json.dumps({"model": self.model, "messages": messages, "temperature": temperature,
+                           "max_tokens": max_tokens, "n": 1}).encode()
+        delay = self.backoff
+        for attempt in range(self.retries + 1):
+            request = urllib.request.Request(self._url(), data=body, headers=self._headers(), method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as resp:
+                    data = json.loads(resp.read().decode("utf-8"))
+                return data["choices"][0]["message"]["content"] or ""
+            except urllib.error.HTTPError as exc:
+                if exc.code not in RETRY_STATUS or attempt == self.retries:
+                    raise EndpointError(f"{self._url()}: HTTP {exc.code} {exc.reason}") from exc
+                reason = f"HTTP {exc.code}"
+            except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+                if attempt == self.retries:
+                    raise EndpointError(f"{self._url()}: {exc}") from exc
+                reason = str(exc)
+            except (KeyError, IndexError, ValueError) as exc:
+                raise EndpointError(f"{self._url()}: unexpected response ({exc})") from exc
+            log.warning("%s: %s, retry %d/%d in %.1fs", self._url(), reason, attempt + 1, self.retries, delay)
+            time.sleep(delay)
+            delay *= 2
+        raise AssertionError("unreachable")
+
+    def chat_many(self, conversations: list[list[dict]], **kwargs) -> list[str]:
+        """`chat` over many conversations, at most `concurrency` requests in flight, order kept."""
+        with ThreadPoolExecutor(max_workers=max(1, self.concurrency)) as pool:
+            return list(pool.map(lambda m: self.chat(m, **kwargs), conversations))

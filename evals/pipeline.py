@@ -1,0 +1,116 @@
+"""One evaluation run: answers for each model (generated or reused), judged, reported.
+
+Used by the `mtbench` stage and by `align eval`. Writes under `out_dir`:
+`answers/<model>.jsonl` (MT-Bench answer format), `judgements/<model>.jsonl` (per
+question and turn), `results.json` (flat metrics per model), `report.md`, `radar.png`.
+"""
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from evals.answers import EndpointChatModel, LocalChatModel, generate_answers, load_answers, save_answers
+from evals.report import aggregate, markdown_report, per_question_rows, radar_chart, ranking
+
+log = logging.getLogger("align")
+
+
+@dataclass
+class ModelUnderTest:
+    """A local model (`path`: HF dir, hub id or .gguf) or an OpenAI-compatible `endpoint`."""
+
+    name: str
+    path: str | None = None
+    endpoint: object | None = None  # evals.openai_client.ChatEndpoint
+
+
+@dataclass
+class GenerationSettings:
+    max_new_tokens: int = 256
+    temperature: float = 0.0
+    batch_size: int = 16
+    seed: int = 0
+
+
+def safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "model"
+
+
+def answers_for(m: ModelUnderTest, questions, gen: GenerationSettings, path: Path, reuse: bool) -> list[list[str]]:
+    if reuse and path.is_file():
+        log.info("%s: reusing answers from %s", m.name, path)
+        return load_answers(path, questions)
+    if m.endpoint is not None:
+        chat = EndpointChatModel(m.endpoint, max_new_tokens=gen.max_new_tokens, temperature=gen.temperature)
+    else:
+        chat = LocalChatModel.load(m.path, max_new_tokens=gen.max_new_tokens, temperature=gen.temperature,
+                                   batch_size=gen.batch_size, seed=gen.seed)
+    answers = generate_answers(questions, chat)
+    save_answers(path, m.name, questions, answers)
+    del chat
+    gc.collect()
+    return answers
+
+
+def evaluate(models: list[ModelUnderTest], questions, judge, out_dir: str | Path, *,
+             gen: GenerationSettings | None = None, reuse_answers: bool = True,
+             title: str = "MT-Bench-style evaluation") -> dict[str, dict[str, float]]:
+    """Answer, judge and report every model; returns {model: flat metrics}."""
+    out = Path(out_dir)
+    gen = gen or GenerationSettings()
+    results: dict[str, dict[str, float]] = {}
+    for m in models:
+        stem = safe_name(m.name)
+        answers = answers_for(m, questions, gen, out / "answers" / f"{stem}.jsonl", reuse_answers)
+        ratings = judge.score(questions, answers)
+        metrics = aggregate(questions, ratings)
+        if hasattr(judge, "attributes"):  # the oracle also reports its mean attributes
+            metrics.update({f"oracle/{a}": v for a, v in judge.attributes(questions, answers).items()})
+        results[m.name] = metrics
+        rows = per_question_rows(m.name, questions, answers, ratings)
+        (out / "judgements").mkdir(parents=True, exist_ok=True)
+        (out / "judgements" / f"{stem}.jsonl").write_text(
+            "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+        log.info("%s: score %.2f (turn1 %s, turn2 %s)", m.name, metrics.get("mtbench/score", float("nan")),
+                 _fmt(metrics.get("mtbench/turn1")), _fmt(metrics.get("mtbench/turn2")))
+    write_outputs(results, out, title=title, judge=judge.name, n_questions=len(questions))
+    return results
+
+
+def write_outputs(results, out: Path, *, title: str, judge: str, n_questions: int) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    radar_chart(results, out / "radar.png", title=title)
+    notes = _oracle_notes(results)
+    (out / "report.md").write_text(markdown_report(results, title=title, judge=judge, n_questions=n_questions,
+                                                   chart="radar.png", notes=notes), encoding="utf-8")
+
+
+def _oracle_notes(results) -> list[str]:
+    attrs = sorted({k.split("/", 1)[1] for r in results.values() for k in r if k.startswith("oracle/")})
+    if not attrs:
+        return []
+    order = ranking(results)
+    lines = ["## Oracle attributes (mean over turns, 0..4)", "", "| | " + " | ".join(order) + " |",
+             "|---|" + "---:|" * len(order)]
+    for a in attrs:
+        lines.append(f"| {a} | " + " | ".join(f"{results[m].get('oracle/' + a, float('nan')):.2f}" for m in order) + " |")
+    return lines
+
+
+def _fmt(v) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
+def flat_metrics(results: dict[str, dict[str, float]]) -> dict[str, float]:
+    """metrics.json: one model -> its keys as is (mtbench/score, ...); several -> `<model>/mtbench/...`,
+    plus `rank/<model>` (1 = best)."""
+    if len(results) == 1:
+        return dict(next(iter(results.values())))
+    out = {f"{m}/{k}": v for m, r in results.items() for k, v in r.items()}
+    out.update({f"rank/{m}": float(k + 1) for k, m in enumerate(ranking(results))})
+    return out

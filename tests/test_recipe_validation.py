@@ -1,0 +1,162 @@
+"""Bad recipes: every problem is reported with its YAML path, together, with exit code 2."""
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from align.cli import main
+from align.errors import ConfigError
+from align.recipe import load_recipe
+from tests.helpers import sft_stage, world_stage, write_recipe
+
+
+def _problems(tmp_path, stages, **top) -> list[str]:
+    data = {"run_dir": str(tmp_path / "run"), "seed": 0, "stages": stages, **top}
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(ConfigError) as info:
+        load_recipe(path)
+    return info.value.problems
+
+
+def _one(problems: list[str], *fragments: str) -> str:
+    hits = [p for p in problems if all(f in p for f in fragments)]
+    assert hits, f"no problem containing {fragments} in {problems}"
+    return hits[0]
+
+
+def test_valid_recipe_loads(tmp_path):
+    path = write_recipe(tmp_path / "r.yaml", tmp_path / "run", [world_stage(), sft_stage()])
+    recipe = load_recipe(path)
+    assert [s.name for s in recipe.stages] == ["world", "sft"]
+    assert recipe.depends_on["sft"] == ["world"]
+
+
+def test_unknown_keys_everywhere(tmp_path):
+    sft = sft_stage()
+    sft["trian"] = {}
+    sft["train"]["lrr"] = 1
+    problems = _problems(tmp_path, [world_stage(), sft], extra_top=1)
+    _one(problems, "extra_top", "unknown key")
+    _one(problems, "stages[1] (sft).trian", "unknown key")
+    _one(problems, "stages[1] (sft).train.lrr", "unknown key")
+
+
+def test_wrong_types_and_ranges(tmp_path):
+    sft = sft_stage(lr="fast", batch_size=0)
+    problems = _problems(tmp_path, [world_stage(prompts="many"), sft])
+    _one(problems, "stages[0] (world).prompts", "integer", "'many'")
+    _one(problems, "stages[1] (sft).train.lr", "number", "'fast'")
+    _one(problems, "stages[1] (sft).train.batch_size", "greater than or equal to 1")
+
+
+def test_unknown_kind_lists_known_kinds(tmp_path):
+    problems = _problems(tmp_path, [world_stage(), {"name": "x", "kind": "bogus"}])
+    msg = _one(problems, "stages[1] (x).kind", "unknown stage kind 'bogus'")
+    assert "sft" in msg and "world" in msg
+
+
+def test_reference_to_later_stage(tmp_path):
+    problems = _problems(tmp_path, [sft_stage(), world_stage()])
+    _one(problems, "stages[0] (sft).data", "'world.sft' refers to a later stage")
+    _one(problems, "stages[0] (sft).model.tokenizer", "refers to a later stage")
+
+
+def test_reference_to_unknown_stage_and_output(tmp_path):
+    sft = sft_stage()
+    sft["data"] = "world.sftt"
+    sft["model"]["tokenizer"] = "wrold.tokenizer"
+    problems = _problems(tmp_path, [world_stage(), sft])
+    msg = _one(problems, "stages[1] (sft).data", "stage 'world' (kind world) has no output 'sftt'")
+    assert "helpsteer_train" in msg  # lists what it has
+    _one(problems, "stages[1] (sft).model.tokenizer", "'wrold.tokenizer' is neither an earlier stage")
+
+
+def test_model_from_unknown_stage(tmp_path):
+    sft = sft_stage()
+    sft["model"] = {"from": "nosuch"}
+    problems = _problems(tmp_path, [world_stage(), sft])
+    _one(problems, "stages[1] (sft).model.from", "unknown stage 'nosuch'", "earlier stages: world")
+
+
+def test_missing_file(tmp_path):
+    sft = sft_stage()
+    sft["data"] = str(tmp_path / "missing.jsonl")
+    problems = _problems(tmp_path, [world_stage(), sft])
+    _one(problems, "stages[1] (sft).data", "file not found", "missing.jsonl")
+
+
+def test_model_needs_exactly_one_source(tmp_path):
+    sft = sft_stage()
+    sft["model"]["path"] = "org/model"
+    problems = _problems(tmp_path, [world_stage(), sft])
+    _one(problems, "stages[1] (sft).model", "exactly one of path, from, tiny")
+
+
+def test_duplicate_names_and_missing_run_dir(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump({"stages": [world_stage(), world_stage()]}))
+    with pytest.raises(ConfigError) as info:
+        load_recipe(path)
+    _one(info.value.problems, "run_dir", "required field is missing")
+    problems = _problems(tmp_path, [world_stage(), world_stage()])
+    _one(problems, "stages[1] (world).name", "duplicate stage name 'world'")
+
+
+def test_all_problems_reported_at_once(tmp_path):
+    sft = sft_stage(lr=-1)
+    sft["data"] = "world.nope"
+    late = sft_stage()
+    late.update(name="sft2", data="world.sft")  # refers to a broken stage: no spurious error
+    problems = _problems(tmp_path, [world_stage(prompts=1), sft, {"name": "z", "kind": "zzz"}, late])
+    _one(problems, "stages[0] (world).prompts", "greater than or equal to 10")
+    _one(problems, "stages[1] (sft).train.lr", "greater than 0")
+    _one(problems, "stages[2] (z).kind", "unknown stage kind")
+    assert not any("sft2" in p for p in problems), problems
+
+
+def test_set_overrides_types_and_unknown_stage(tmp_path):
+    path = write_recipe(tmp_path / "r.yaml", tmp_path / "run", [world_stage(), sft_stage()])
+    recipe = load_recipe(path, ["stages.sft.train.lr=3e-4", "seed=7", "stages.world.prompts=300"])
+    assert recipe.stage("sft").train.lr == pytest.approx(3e-4)
+    assert recipe.seed == 7 and recipe.stage("world").prompts == 300
+    with pytest.raises(ConfigError) as info:
+        load_recipe(path, ["stages.rm.train.lr=1"])
+    _one(info.value.problems, "no stage named 'rm'", "stages: world, sft")
+    with pytest.raises(ConfigError) as info:
+        load_recipe(path, ["stages.sft.train.lr"])
+    _one(info.value.problems, "expected KEY=VALUE")
+    with pytest.raises(ConfigError) as info:
+        load_recipe(path, ["stages.sft.train.bogus=1"])
+    _one(info.value.problems, "stages[1] (sft).train.bogus", "unknown key")
+
+
+def test_yaml_syntax_error(tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text("run_dir: x\nstages: [\n")
+    with pytest.raises(ConfigError) as info:
+        load_recipe(path)
+    _one(info.value.problems, "not valid YAML")
+
+
+def test_cli_exit_code_2_and_message(tmp_path, capsys):
+    sft = sft_stage(lr="fast")
+    path = write_recipe(tmp_path / "r.yaml", tmp_path / "run", [world_stage(), sft])
+    assert main(["run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "stages[1] (sft).train.lr" in err and str(path) in err
+    assert not (tmp_path / "run").exists()  # nothing ran, nothing written
+
+
+def test_cli_unknown_force_stage(tmp_path, capsys):
+    path = write_recipe(tmp_path / "r.yaml", tmp_path / "run", [world_stage()])
+    assert main(["run", str(path), "--force", "nope", "--dry-run"]) == 2
+    assert "--force nope: no such stage" in capsys.readouterr().err
+
+
+def test_dry_run_prints_plan(tmp_path, capsys):
+    path = write_recipe(tmp_path / "r.yaml", tmp_path / "run", [world_stage(), sft_stage()])
+    assert main(["run", str(path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "sft" in out and "world" in out and "helpsteer_train" in out and "run" in out
+    assert not (tmp_path / "run").exists()
