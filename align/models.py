@@ -47,7 +47,10 @@ def load_tokenizer(spec: ModelSpec):
 
 
 def load_model(spec: ModelSpec, tokenizer=None, *, seed: int = 0):
-    """Return (model, tokenizer). `spec` must already be resolved (no `from`)."""
+    """Return (model, tokenizer) on the CPU; trainers place it (accelerate), `inference_device` for the rest.
+
+    `spec` must already be resolved (no `from`).
+    """
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -73,6 +76,8 @@ def load_model(spec: ModelSpec, tokenizer=None, *, seed: int = 0):
         except (OSError, ValueError) as exc:
             raise AlignError(f"cannot load model from {source!r}{f' ({gguf})' if gguf else ''}: {exc}") from exc
     _align_special_tokens(model, tokenizer)
+    if spec.device == "cuda" and not torch.cuda.is_available():
+        raise AlignError("model.device is 'cuda' but no CUDA device is available (use 'auto' or 'cpu')")
     if spec.lora is not None:
         model = apply_lora(model, spec.lora)
     return model, tokenizer
@@ -124,3 +129,12 @@ def save_model(model, tokenizer, out_dir: str | Path, *, merge_lora: bool = True
         shutil.rmtree(out_dir)
     tmp.rename(out_dir)
     return out_dir
+
+
+def inference_device(spec: ModelSpec):
+    """Where a model used only for inference (scoring, generation, reference) should live."""
+    import torch
+
+    if spec.device == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda")

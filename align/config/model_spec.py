@@ -44,7 +44,9 @@ class ModelSpec(StrictModel):
     gguf_file: str | None = Field(None, description="GGUF file name inside `path` (SPEC.md section 7).")
     revision: str | None = Field(None, description="Hub revision.")
     dtype: Literal["float32", "bfloat16", "float16", "auto"] = Field("float32", description="Weights dtype.")
-    device: str = Field("auto", description="'auto' (accelerate picks), 'cpu', 'cuda', 'cuda:1', ...")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="'auto': the GPU when there is one (per process under a launcher), else the CPU; 'cpu' forces it."
+    )
     lora: LoRASpec | None = Field(None, description="Train LoRA adapters instead of all weights.")
     trust_remote_code: bool = Field(False, description="Run model code from the hub (off unless you trust it).")
 

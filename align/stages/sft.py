@@ -86,7 +86,9 @@ class SFTStage(Stage):
             random.Random(ctx.seed).shuffle(examples)
             n_eval = max(1, int(len(examples) * config.eval_fraction))
             eval_examples, examples = examples[:n_eval], examples[n_eval:]
-        trainer = SFTTrainer(model, tokenizer, config.train, ctx.work_dir, seed=ctx.seed)
+        trainer = SFTTrainer(model, tokenizer, config.train, ctx.work_dir, seed=ctx.seed,
+                             cpu=config.model.device == "cpu")
+        model.to(trainer.accelerator.device)  # evaluate where we train
         if trainer.is_main:
             metrics.update(run_oracle_eval(model, tokenizer, config.oracle_eval, ctx, "before"))
         metrics.update(trainer.train(examples, eval_examples))
