@@ -59,7 +59,7 @@ class BaseTrainer:
     metric_prefix = "train"
 
     def __init__(self, model, tokenizer, config: TrainConfig, output_dir: str | Path, *, seed: int = 0,
-                 accelerator=None):
+                 accelerator=None, cpu: bool = False):
         from accelerate import Accelerator
 
         self.config = config
@@ -71,6 +71,7 @@ class BaseTrainer:
             gradient_accumulation_steps=config.grad_accum,
             log_with=config.report_to or None,
             project_dir=str(self.output_dir),
+            cpu=cpu,
         )
         if config.gradient_checkpointing and hasattr(model, "gradient_checkpointing_enable"):
             model.gradient_checkpointing_enable()
