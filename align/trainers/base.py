@@ -159,7 +159,9 @@ class BaseTrainer:
         state = load_latest_checkpoint(self.checkpoint_dir, self.model, optimizer, scheduler)
         self.model, optimizer, loader, scheduler = acc.prepare(self.model, optimizer, loader, scheduler)
         if cfg.report_to:
-            acc.init_trackers(self.output_dir.name, config=cfg.model_dump(mode="json"))
+            hparams = {k: v if isinstance(v, (int, float, str, bool)) else str(v)
+                       for k, v in cfg.model_dump(mode="json").items()}  # trackers take scalars only
+            acc.init_trackers(self.output_dir.name, config=hparams)
         self.global_step = state["global_step"] if state else 0
         self.history = state.get("history", []) if state else []
         micro_in_epoch = 0
