@@ -113,17 +113,22 @@ def apply_lora(model, lora):
     return model
 
 
-def save_model(model, tokenizer, out_dir: str | Path, *, merge_lora: bool = True) -> Path:
-    """Write a Hugging Face directory (safetensors + tokenizer) atomically: tmp dir, then rename."""
+def save_model(model, tokenizer, out_dir: str | Path, *, merge_lora: bool = True, state_dict=None) -> Path:
+    """Write a Hugging Face directory (safetensors + tokenizer) atomically: tmp dir, then rename.
+
+    `state_dict`: full weights gathered from shards (FSDP / ZeRO-3), saved instead of the module's own.
+    """
     out_dir = Path(out_dir)
     tmp = out_dir.with_name(f".{out_dir.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     to_save = model
+    if state_dict is not None and hasattr(model, "merge_and_unload"):
+        raise AlignError("saving a sharded LoRA model is not supported: use strategy ddp with LoRA")
     if merge_lora and hasattr(model, "merge_and_unload"):
         import copy
 
         to_save = copy.deepcopy(model).merge_and_unload()
-    to_save.save_pretrained(tmp, safe_serialization=True)
+    to_save.save_pretrained(tmp, safe_serialization=True, state_dict=state_dict)
     tokenizer.save_pretrained(tmp)
     if out_dir.exists():
         shutil.rmtree(out_dir)

@@ -33,6 +33,9 @@ class RecipeHeader(StrictModel):
     run_dir: str = Field(description="Where the run writes (recipe.yaml, manifest.json, one dir per stage).")
     seed: int = Field(0, description="Seed for every stage unless a stage sets its own.")
     description: str | None = Field(None, description="Free text shown by --dry-run.")
+    distributed: dict | None = Field(
+        None, description="Default `distributed` block for every training stage that sets none."
+    )
     stages: list[Any] = Field(description="Ordered list of stages; each has name, kind and its own fields.")
 
 
@@ -58,6 +61,7 @@ class Recipe:
         data = {"run_dir": str(self.run_dir), "seed": self.seed}
         if self.description:
             data["description"] = self.description
+        # `distributed` defaults were copied into each stage; the resolved recipe needs no top-level one
         data["stages"] = [stage_dump(s) for s in self.stages]
         return yaml.safe_dump(data, sort_keys=False)
 
@@ -141,6 +145,11 @@ def validate_recipe(raw: dict, source: str = "recipe") -> Recipe:
             problems.append(f"{where}.kind: unknown stage kind {kind!r}; known kinds: {known}")
             continue
         stage_cls = STAGE_KINDS[kind]
+        if item.get("distributed") is not None and not stage_cls.distributable:
+            problems.append(f"{where}.distributed: stage kind {kind!r} runs on one process only")
+            continue
+        if header is not None and header.distributed and stage_cls.distributable and "distributed" not in item:
+            item = {**item, "distributed": header.distributed}
         try:
             cfg = stage_cls.Config.model_validate(item)
         except ValidationError as exc:

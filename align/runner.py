@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import platform
 import shutil
+import subprocess
 import time
 from datetime import datetime, timezone
 from importlib import metadata
@@ -26,6 +28,7 @@ import yaml
 from align.context import StageContext
 from align.errors import AlignError, ConfigError
 from align.io_utils import atomic_write_json, atomic_write_text
+from align.launch import LAUNCHED_ENV, METRICS_FILE, launch_command, needs_launch
 from align.recipe import Recipe, stage_dump
 from align.stages import STAGE_KINDS
 
@@ -172,14 +175,17 @@ class Runner:
             seed=self.recipe.stage_seed(cfg),
             stages={s.name: s for s in self.recipe.stages},
         )
-        handler = logging.FileHandler(work / "stage.log")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        logging.getLogger().addHandler(handler)
-        try:
-            metrics = STAGE_KINDS[cfg.kind]().run(cfg, ctx) or {}
-        finally:
-            logging.getLogger().removeHandler(handler)
-            handler.close()
+        if needs_launch(cfg.distributed):
+            metrics = self._launch(cfg, work)
+        else:
+            handler = logging.FileHandler(work / "stage.log")
+            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+            logging.getLogger().addHandler(handler)
+            try:
+                metrics = STAGE_KINDS[cfg.kind]().run(cfg, ctx) or {}
+            finally:
+                logging.getLogger().removeHandler(handler)
+                handler.close()
         bad = [k for k, v in metrics.items() if not isinstance(v, (int, float, str, bool))]
         if bad:
             raise TypeError(f"stage {name!r} returned non-scalar metrics: {bad}")
@@ -188,6 +194,22 @@ class Runner:
         atomic_write_json(work / STAGE_MARKER, {"kind": cfg.kind, "fingerprint": fingerprint, "finished_at": _now()})
         fp_file.unlink(missing_ok=True)
         self._publish(work, self.run_dir / name)
+        return metrics
+
+    def _launch(self, cfg, work: Path) -> dict:
+        """Run the stage on several processes (accelerate launch / torchrun) and collect rank 0's metrics."""
+        train = getattr(cfg, "train", None)
+        cmd = launch_command(cfg.distributed, self.run_dir, cfg.name,
+                             precision=getattr(train, "precision", "no"), grad_accum=getattr(train, "grad_accum", 1))
+        log.info("launching %s on %d process(es): %s", cfg.name, cfg.distributed.world_size, " ".join(cmd))
+        env = {k: v for k, v in os.environ.items() if k != LAUNCHED_ENV}
+        result = subprocess.run(cmd, env=env)
+        metrics_file = work / METRICS_FILE
+        if result.returncode != 0 or not metrics_file.is_file():
+            raise AlignError(f"distributed run of stage {cfg.name!r} exited with code {result.returncode}; "
+                             f"see {work / 'stage.log'} and the output above")
+        metrics = json.loads(metrics_file.read_text())
+        metrics_file.unlink()
         return metrics
 
     def _publish(self, work: Path, final: Path) -> None:

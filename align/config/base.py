@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class StrictModel(BaseModel):
@@ -78,3 +78,44 @@ class OracleEvalConfig(StrictModel):
     max_prompts: int = Field(200, ge=1, description="Evaluate at most this many prompts.")
     max_new_tokens: int = Field(48, ge=1, description="Tokens generated per answer.")
     batch_size: int = Field(64, ge=1, description="Prompts per generation batch.")
+
+
+class DistributedConfig(StrictModel):
+    """Run a stage on several processes through an existing engine (accelerate: DDP, FSDP, DeepSpeed ZeRO).
+
+    With more than one process in all, the runner launches the stage itself (`accelerate launch`
+    or `torchrun`) and waits for it; multi-node runs start the same command on every machine
+    with its own `machine_rank` (README, "Multi-GPU and multi-node").
+    """
+
+    strategy: Literal["ddp", "fsdp", "deepspeed"] = Field("ddp", description="Data parallel, FSDP, or DeepSpeed ZeRO.")
+    num_processes: int = Field(1, ge=1, description="Processes (GPUs) per machine.")
+    launcher: Literal["accelerate", "torchrun"] = Field(
+        "accelerate", description="Launcher; torchrun supports ddp only (and is what CPU runs use)."
+    )
+    zero_stage: Literal[2, 3] = Field(3, description="DeepSpeed ZeRO stage.")
+    offload: bool = Field(False, description="Offload optimizer states (ZeRO) or parameters (FSDP) to CPU memory.")
+    fsdp_sharding: Literal["FULL_SHARD", "SHARD_GRAD_OP", "HYBRID_SHARD"] = Field(
+        "FULL_SHARD", description="FSDP sharding strategy."
+    )
+    num_machines: int = Field(1, ge=1, description="Machines (nodes) in the job.")
+    machine_rank: int = Field(0, ge=0, description="This machine's rank (0 on the main node).")
+    main_process_ip: str | None = Field(None, description="Address of the rank-0 machine (multi-node).")
+    main_process_port: int = Field(29500, ge=1, le=65535, description="Rendezvous port.")
+    cpu: bool = Field(False, description="Run on CPU processes with gloo (testing the distributed path).")
+
+    @property
+    def world_size(self) -> int:
+        return self.num_processes * self.num_machines
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "DistributedConfig":
+        if self.launcher == "torchrun" and self.strategy != "ddp":
+            raise ValueError(f"strategy {self.strategy!r} needs launcher: accelerate (torchrun runs ddp only)")
+        if self.num_machines > 1 and not self.main_process_ip:
+            raise ValueError("num_machines > 1 needs main_process_ip (the rank-0 machine's address)")
+        if self.machine_rank >= self.num_machines:
+            raise ValueError(f"machine_rank {self.machine_rank} must be < num_machines {self.num_machines}")
+        if self.cpu and self.strategy != "ddp":
+            raise ValueError("cpu runs support strategy: ddp only")
+        return self

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field
 
-from align.config.base import StrictModel
+from align.config.base import DistributedConfig, StrictModel
 
 if TYPE_CHECKING:
     from align.context import StageContext
@@ -22,6 +22,9 @@ class StageConfig(StrictModel):
     name: str = Field(description="Stage name: its directory under run_dir and how later stages refer to it.")
     kind: str = Field(description="Which stage kind runs (see `align kinds`).")
     seed: int | None = Field(None, description="Seed for this stage (default: the recipe's seed).")
+    distributed: DistributedConfig | None = Field(
+        None, description="Processes and engine for this stage (default: the recipe's `distributed`, else one process)."
+    )
 
 
 class Stage:
@@ -30,6 +33,9 @@ class Stage:
     kind: ClassVar[str]
     Config: ClassVar[type[StageConfig]]
     produces_model: ClassVar[bool] = False
+    #: whether the stage can run on several processes (trainers); the recipe-level
+    #: `distributed` default applies only to these
+    distributable: ClassVar[bool] = False
 
     @classmethod
     def outputs(cls, config: StageConfig) -> dict[str, str]:

@@ -67,6 +67,7 @@ class SFTStage(Stage):
     kind = "sft"
     Config = SFTConfig
     produces_model = True
+    distributable = True
 
     def run(self, config: SFTConfig, ctx) -> dict:
         import random
@@ -74,7 +75,7 @@ class SFTStage(Stage):
         from transformers import set_seed
 
         from align.data import load_conversations
-        from align.models import load_model, save_model
+        from align.models import load_model
         from align.trainers.sft import SFTTrainer
 
         set_seed(ctx.seed)
@@ -92,10 +93,12 @@ class SFTStage(Stage):
         if trainer.is_main:
             metrics.update(run_oracle_eval(model, tokenizer, config.oracle_eval, ctx, "before"))
         metrics.update(trainer.train(examples, eval_examples))
-        model = trainer.unwrapped_model()
+        trainer.save_pretrained(ctx.work_dir / "model", merge_lora=_merge(config))
         if trainer.is_main:
-            metrics.update(run_oracle_eval(model, tokenizer, config.oracle_eval, ctx, "after"))
-            save_model(model, tokenizer, ctx.work_dir / "model", merge_lora=_merge(config))
+            # Score the published artifact, so the figure holds whatever engine trained it.
+            saved, _ = load_model(ModelSpec(path=str(ctx.work_dir / "model")), tokenizer)
+            metrics.update(run_oracle_eval(saved.to(trainer.accelerator.device), tokenizer, config.oracle_eval, ctx,
+                                           "after"))
             shutil.rmtree(trainer.checkpoint_dir, ignore_errors=True)
         return metrics
 

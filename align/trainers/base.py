@@ -28,7 +28,13 @@ from torch.utils.data import DataLoader, Sampler
 
 from align.config.base import TrainConfig
 from align.errors import TrainingError
-from align.trainers.checkpoints import list_checkpoints, load_latest_checkpoint, save_checkpoint
+from align.trainers.checkpoints import (
+    list_checkpoints,
+    load_latest_checkpoint,
+    load_latest_sharded,
+    save_checkpoint,
+    save_sharded_checkpoint,
+)
 
 log = logging.getLogger("align")
 
@@ -71,7 +77,8 @@ class BaseTrainer:
             gradient_accumulation_steps=config.grad_accum,
             log_with=config.report_to or None,
             project_dir=str(self.output_dir),
-            cpu=cpu,
+            # Without CUDA, say so: under torchrun this is what makes accelerate set up MULTI_CPU (gloo).
+            cpu=cpu or not torch.cuda.is_available(),
         )
         if config.gradient_checkpointing and hasattr(model, "gradient_checkpointing_enable"):
             model.gradient_checkpointing_enable()
@@ -156,8 +163,10 @@ class BaseTrainer:
         total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
         optimizer = self._make_optimizer()
         scheduler = self._make_scheduler(optimizer, total_steps)
-        state = load_latest_checkpoint(self.checkpoint_dir, self.model, optimizer, scheduler)
+        state = None if self.sharded else load_latest_checkpoint(self.checkpoint_dir, self.model, optimizer, scheduler)
         self.model, optimizer, loader, scheduler = acc.prepare(self.model, optimizer, loader, scheduler)
+        if self.sharded:
+            state = load_latest_sharded(acc, self.checkpoint_dir)
         if cfg.report_to:
             hparams = {k: v if isinstance(v, (int, float, str, bool)) else str(v)
                        for k, v in cfg.model_dump(mode="json").items()}  # trackers take scalars only
@@ -247,10 +256,30 @@ class BaseTrainer:
         if self.is_main:
             log.info("step %d  eval  %s", self.global_step, "  ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
 
+    @property
+    def sharded(self) -> bool:
+        """FSDP or DeepSpeed: weights and optimizer states live in shards across processes."""
+        from accelerate.utils import DistributedType
+
+        return self.accelerator.distributed_type in (DistributedType.DEEPSPEED, DistributedType.FSDP)
+
+    def save_pretrained(self, out_dir: str | Path, *, merge_lora: bool = True) -> None:
+        """Write the trained model as a Hugging Face directory (gathering shards under FSDP/ZeRO-3)."""
+        from align.models import save_model
+
+        state_dict = self.accelerator.get_state_dict(self.model) if self.sharded else None
+        if self.is_main:
+            save_model(self.unwrapped_model(), self.tokenizer, out_dir, merge_lora=merge_lora, state_dict=state_dict)
+        self.accelerator.wait_for_everyone()
+
     def _save(self, optimizer, scheduler) -> None:
+        state = {"global_step": self.global_step, "history": self.history}
+        if self.sharded:
+            save_sharded_checkpoint(self.accelerator, self.checkpoint_dir, self.global_step, state,
+                                    keep=self.config.keep_checkpoints)
+            return
         self.accelerator.wait_for_everyone()
         if self.is_main:
-            state = {"global_step": self.global_step, "history": self.history}
             save_checkpoint(self.checkpoint_dir, self.global_step, self.unwrapped_model(), optimizer, scheduler,
                             state, keep=self.config.keep_checkpoints)
         self.accelerator.wait_for_everyone()

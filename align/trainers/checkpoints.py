@@ -63,3 +63,35 @@ def load_latest_checkpoint(root: Path, model, optimizer, scheduler) -> dict | No
         except Exception as exc:  # a damaged checkpoint must not stop the resume
             log.warning("checkpoint %s is unreadable (%s): skipping it", ckpt, exc)
     return None
+
+
+def save_sharded_checkpoint(accelerator, root: Path, step: int, state: dict, keep: int) -> None:
+    """FSDP / DeepSpeed: every rank writes its shard through `accelerator.save_state`; rank 0 commits."""
+    final = root / f"step-{step:08d}"
+    tmp = root / f".tmp-step-{step:08d}"
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+        root.mkdir(parents=True, exist_ok=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        (tmp / "trainer_state.json").write_text(json.dumps(state, indent=2))
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.rename(final)
+        for old in list_checkpoints(root)[keep:]:
+            shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+
+
+def load_latest_sharded(accelerator, root: Path) -> dict | None:
+    for ckpt in list_checkpoints(root):
+        try:
+            state = json.loads((ckpt / "trainer_state.json").read_text())
+            accelerator.load_state(str(ckpt))
+            log.info("resumed from %s (step %d)", ckpt, state["global_step"])
+            return state
+        except Exception as exc:
+            log.warning("checkpoint %s is unreadable (%s): skipping it", ckpt, exc)
+    return None

@@ -58,5 +58,5 @@ class SteerLM2Trainer(BaseTrainer):
         return loss, {
             "kl_w_b": float(kl_divergence(w, b).mean()),
             "ess": float(effective_sample_size(w).mean()),
-            "nll_per_token": float(nll.sum() / tokens.sum().clamp_min(1)),
+            "nll_per_token": float(nll.detach().sum() / tokens.sum().clamp_min(1)),
         }

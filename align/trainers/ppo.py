@@ -1,0 +1,292 @@
+"""PPO trainer (actor-critic) with a per-token KL penalty to a frozen reference (SPEC.md section 5).
+
+One step = one rollout batch: sample responses with the KV cache, score them with any
+`RewardFunction` (prompts, responses) -> list[float], build per-token rewards
+(-kl_coef * KL_t, plus the score at the last response token, minus a penalty when the
+response has no EOS), GAE, whiten advantages, then `ppo_epochs` passes of minibatch
+updates of the clipped policy and value losses.
+
+Override points: `compute_loss(model, batch)` (calls the pure losses in align.losses.ppo),
+`token_rewards(scores, logprobs, ref_logprobs, mask)` and `advantages(batch)`.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, Callable, Literal
+
+import torch
+from torch import nn
+
+from align.chat import render
+from align.config.base import TrainConfig
+from align.errors import TrainingError
+from align.losses import (
+    AdaptiveKLController, FixedKLController, clipped_policy_loss, clipped_value_loss, entropy_from_logits, gae,
+    kl_estimate, masked_mean, masked_whiten,
+)
+from align.trainers.base import BaseTrainer
+from align.trainers.dpo import reference_context, token_logps
+
+log = logging.getLogger("align")
+
+
+@dataclass
+class PPOSettings:
+    """Algorithm settings (the stage config documents each field)."""
+
+    steps: int = 20
+    rollout_batch: int = 32
+    minibatch: int = 16
+    ppo_epochs: int = 2
+    clip: float = 0.2
+    value_clip: float = 0.2
+    vf_coef: float = 0.1
+    gamma: float = 1.0
+    lam: float = 0.95
+    kl_coef: float = 0.05
+    kl_estimator: Literal["k1", "k3"] = "k1"
+    kl_target: float | None = None  # set: adaptive coefficient (Ziegler et al.)
+    kl_horizon: int = 10000
+    whiten_advantages: bool = True
+    missing_eos_penalty: float = 1.0
+    max_new_tokens: int = 48
+    temperature: float = 1.0
+    top_p: float = 1.0
+    critic: Literal["shared", "separate"] = "shared"
+
+
+class ValueHead(nn.Module):
+    """Linear map from the last hidden state to a scalar value per position."""
+
+    def __init__(self, hidden_size: int):
+        super().__init__()
+        self.proj = nn.Linear(hidden_size, 1)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:  # [B, T, H] -> [B, T]
+        return self.proj(hidden.float()).squeeze(-1)
+
+
+def _positions(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Position ids that ignore left padding."""
+    return (attention_mask.cumsum(-1) - 1).clamp_min(0)
+
+
+class PPOTrainer(BaseTrainer):
+    """Actor-critic PPO. `reward_fn(prompts, responses) -> list[float]` is any RewardFunction."""
+
+    metric_prefix = "ppo"
+
+    def __init__(self, model, tokenizer, reward_fn: Callable[[list, list], list[float]], config: TrainConfig,
+                 output_dir, settings: PPOSettings | None = None, *, ref_model=None, seed: int = 0, accelerator=None):
+        super().__init__(model, tokenizer, config, output_dir, seed=seed, accelerator=accelerator)
+        self.s = settings or PPOSettings()
+        self.reward_fn = reward_fn
+        is_peft = hasattr(model, "disable_adapter")
+        # Reference: the frozen initial policy (with LoRA: the base model, adapter disabled).
+        self.ref_model = ref_model if ref_model is not None else (None if is_peft else _frozen_copy(model))
+        hidden = model.config.hidden_size if hasattr(model, "config") else model.get_base_model().config.hidden_size
+        self.critic = _frozen_copy(model, trainable=True) if self.s.critic == "separate" else None
+        if self.critic is not None and hasattr(self.critic, "disable_adapter"):
+            self.critic = self.critic.merge_and_unload()
+            self.critic.requires_grad_(True)
+        self.value_head = ValueHead(hidden)
+        self.kl_ctl = (AdaptiveKLController(self.s.kl_coef, self.s.kl_target, self.s.kl_horizon)
+                       if self.s.kl_target else FixedKLController(self.s.kl_coef))
+        self.eos_id = tokenizer.eos_token_id
+
+    # ---- forward pieces ----------------------------------------------------------------
+    def forward(self, model, batch: dict[str, torch.Tensor], *, with_values: bool = True):
+        """Per response token: log-probs [B, R], entropies [B, R], values [B, R] (or None)."""
+        P = batch["prompt_len"]
+        ids, mask = batch["input_ids"], batch["attention_mask"]
+        share = with_values and self.critic is None
+        out = model(input_ids=ids, attention_mask=mask, position_ids=_positions(mask), use_cache=False,
+                    output_hidden_states=share)
+        logits = out.logits[:, P - 1 :] / self.s.temperature  # the sampling distribution
+        logps = token_logps(logits, ids[:, P - 1 :])  # [B, R]
+        logits = logits[:, :-1]
+        values = None
+        if with_values:
+            if share:
+                hidden = out.hidden_states[-1]
+            else:
+                hidden = self.critic(input_ids=ids, attention_mask=mask, position_ids=_positions(mask),
+                                     use_cache=False, output_hidden_states=True).hidden_states[-1]
+            values = self.value_head(hidden[:, P - 1 : -1])
+        return logps, logits, values
+
+    def compute_loss(self, model, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
+        """Clipped policy loss + vf_coef * clipped value loss on one minibatch of a rollout."""
+        logps, logits, values = self.forward(model, batch)
+        mask = batch["response_mask"]
+        pg_loss, pg_stats = clipped_policy_loss(logps, batch["old_logps"], batch["advantages"], mask, self.s.clip)
+        vf_loss, vf_stats = clipped_value_loss(values, batch["old_values"], batch["returns"], mask, self.s.value_clip)
+        with torch.no_grad():
+            entropy = masked_mean(entropy_from_logits(logits), mask)
+        loss = pg_loss + self.s.vf_coef * vf_loss
+        return loss, {"policy_loss": pg_loss.item(), "value_loss": vf_loss.item(),
+                      "clip_fraction": pg_stats["clip_fraction"].item(), "approx_kl": pg_stats["approx_kl"].item(),
+                      "value_clip_fraction": vf_stats["value_clip_fraction"].item(), "entropy": entropy.item()}
+
+    def token_rewards(self, scores: torch.Tensor, logps: torch.Tensor, ref_logps: torch.Tensor,
+                      mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-token rewards [B, R]: -kl_coef * KL_t everywhere, + score at the last response token.
+        Returns (rewards, kl [B, R])."""
+        kl = kl_estimate(logps, ref_logps, self.s.kl_estimator) * mask
+        rewards = -self.kl_ctl.value * kl
+        last = (mask.sum(1) - 1).clamp_min(0).long()
+        rewards[torch.arange(len(scores)), last] += scores
+        return rewards, kl
+
+    def advantages(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """GAE advantages (whitened if configured) and returns, both [B, R]."""
+        adv, ret = gae(batch["rewards"], batch["old_values"], batch["response_mask"], self.s.gamma, self.s.lam)
+        if self.s.whiten_advantages:
+            adv = masked_whiten(adv, batch["response_mask"])
+        return adv, ret
+
+    # ---- rollouts ----------------------------------------------------------------------
+    @torch.no_grad()
+    def rollout(self, prompts: list[list[dict]], seed: int) -> dict[str, Any]:
+        """Sample one response per prompt (KV cache), score it, and fill everything PPO needs."""
+        tok, model, device = self.tokenizer, self.unwrapped_model(), self.accelerator.device
+        batch, texts, has_eos = sample_responses(model, tok, prompts, max_new_tokens=self.s.max_new_tokens,
+                                                 temperature=self.s.temperature, top_p=self.s.top_p, seed=seed)
+        scores = torch.tensor([float(x) for x in self.reward_fn(prompts, texts)],
+                              dtype=torch.float32, device=device)
+        raw_scores = scores.clone()
+        scores = scores - self.s.missing_eos_penalty * (~has_eos).float()
+        self.model.eval()
+        logps, _, values = self.forward(self.model, batch)
+        with reference_context(model) if self.ref_model is None else torch.no_grad():
+            ref_logps, _, _ = self.forward(self.ref_model if self.ref_model is not None else self.model, batch,
+                                           with_values=False)
+        self.model.train()
+        mask = batch["response_mask"]
+        rewards, kl = self.token_rewards(scores, logps, ref_logps, mask)
+        batch.update(old_logps=logps, ref_logps=ref_logps, old_values=values * mask, rewards=rewards)
+        batch["advantages"], batch["returns"] = self.advantages(batch)
+        stats = {"reward": raw_scores.mean().item(), "score_with_penalty": scores.mean().item(),
+                 "kl": kl.sum(1).mean().item(), "response_length": mask.sum(1).mean().item(),
+                 "eos_fraction": has_eos.float().mean().item(), "kl_coef": self.kl_ctl.value}
+        return {"batch": batch, "stats": stats, "texts": texts}
+
+    # ---- the loop ----------------------------------------------------------------------
+    def _make_optimizer(self):
+        params = [p for p in self.model.parameters() if p.requires_grad] + list(self.value_head.parameters())
+        if self.critic is not None:
+            params += [p for p in self.critic.parameters() if p.requires_grad]
+        return torch.optim.AdamW(params, lr=self.config.lr, betas=tuple(self.config.adam_betas),
+                                 weight_decay=self.config.weight_decay)
+
+    def train(self, prompts: list[list[dict]], eval_dataset=None) -> dict[str, float]:
+        """Run `settings.steps` PPO steps over `prompts` (cycled in a seeded order); return final metrics."""
+        s, acc = self.s, self.accelerator
+        if not prompts:
+            raise TrainingError("PPO needs at least one prompt")
+        optimizer = self._make_optimizer()
+        self.model, self.value_head, optimizer = acc.prepare(self.model, self.value_head, optimizer)
+        if self.ref_model is not None:
+            self.ref_model.to(acc.device)
+        if self.critic is not None:
+            self.critic = acc.prepare(self.critic)
+        g = torch.Generator().manual_seed(self.seed)
+        order: list[int] = []
+        t0 = time.time()
+        self.model.train()
+        for step in range(s.steps):
+            while len(order) < s.rollout_batch:
+                order += torch.randperm(len(prompts), generator=g).tolist()
+            idx, order = order[: s.rollout_batch], order[s.rollout_batch:]
+            roll = self.rollout([prompts[i] for i in idx], seed=self.seed * 1_000_003 + step)
+            batch, window = roll["batch"], defaultdict(list)
+            for epoch in range(s.ppo_epochs):
+                perm = torch.randperm(s.rollout_batch, generator=g)
+                for start in range(0, s.rollout_batch, s.minibatch):
+                    mb = _select(batch, perm[start : start + s.minibatch])
+                    loss, metrics = self.compute_loss(self.model, mb)
+                    self._check_finite(loss)
+                    acc.backward(loss)
+                    if self.config.max_grad_norm:
+                        acc.clip_grad_norm_([p for grp in optimizer.param_groups for p in grp["params"]],
+                                            self.config.max_grad_norm)
+                    optimizer.step()
+                    optimizer.zero_grad()
+                    for k, v in metrics.items():
+                        window[k].append(v)
+            self.kl_ctl.update(roll["stats"]["kl"], s.rollout_batch)
+            self.global_step = step + 1
+            row = {f"ppo/{k}": v for k, v in roll["stats"].items()}
+            row.update({f"ppo/{k}": sum(v) / len(v) for k, v in window.items()})
+            row["step"] = self.global_step
+            self.history.append(row)
+            if self.is_main and (self.global_step % self.config.log_every == 0 or self.global_step == s.steps):
+                log.info("ppo step %d  %s", self.global_step,
+                         "  ".join(f"{k.split('/')[-1]}={v:.4g}" for k, v in row.items() if k != "step"))
+        out = {"ppo/steps": float(s.steps), "ppo/seconds": time.time() - t0}
+        first, last = self.history[0], self.history[-1]
+        for k, v in last.items():
+            if k != "step":
+                out[f"{k}_final"] = v
+        out["ppo/reward_first"] = first["ppo/reward"]
+        return out
+
+
+@torch.no_grad()
+def sample_responses(model, tokenizer, prompts: list[list[dict]], *, max_new_tokens: int, temperature: float = 1.0,
+                     top_p: float = 1.0, seed: int = 0) -> tuple[dict[str, Any], list[str], torch.Tensor]:
+    """One sampled response per chat prompt, batched with left padding and the KV cache.
+
+    Returns (batch, texts, has_eos): batch has prompt_len, input_ids [B, P+R], attention_mask,
+    response_mask [B, R] (1 up to and including the first EOS); texts are decoded and stripped.
+    """
+    tok = tokenizer
+    device = next(model.parameters()).device
+    encoded = [tok(render(tok, p, add_generation_prompt=True), add_special_tokens=False)["input_ids"] for p in prompts]
+    P = max(len(e) for e in encoded)
+    ids = torch.full((len(encoded), P), tok.pad_token_id, dtype=torch.long)
+    attn = torch.zeros_like(ids)
+    for i, e in enumerate(encoded):
+        ids[i, P - len(e):] = torch.tensor(e)
+        attn[i, P - len(e):] = 1
+    ids, attn = ids.to(device), attn.to(device)
+    was_training = model.training
+    model.eval()
+    with torch.random.fork_rng(devices=[] if device.type == "cpu" else [device]):
+        torch.manual_seed(seed)
+        seqs = model.generate(input_ids=ids, attention_mask=attn, do_sample=True, temperature=temperature,
+                              top_p=top_p, top_k=0, max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id,
+                              eos_token_id=tok.eos_token_id)
+    model.train(was_training)
+    response = seqs[:, P:]
+    if response.shape[1] == 0:
+        raise TrainingError("generation returned no tokens")
+    is_eos = response.eq(tok.eos_token_id)
+    has_eos = is_eos.any(1)
+    no_eos = torch.full_like(has_eos, response.shape[1], dtype=torch.long)
+    first = torch.where(has_eos, is_eos.long().argmax(1), no_eos)
+    pos = torch.arange(response.shape[1], device=device)[None]
+    response_mask = (pos <= first[:, None]).long()  # includes the EOS itself
+    response = torch.where(response_mask.bool(), response, torch.full_like(response, tok.pad_token_id))
+    batch = {"prompt_len": P, "input_ids": torch.cat([ids, response], 1),
+             "attention_mask": torch.cat([attn, response_mask], 1), "response_mask": response_mask.float()}
+    texts = [t.strip() for t in tok.batch_decode(response, skip_special_tokens=True)]
+    return batch, texts, has_eos
+
+
+def _select(batch: dict[str, Any], idx: torch.Tensor) -> dict[str, Any]:
+    return {k: (v[idx.to(v.device)] if isinstance(v, torch.Tensor) else v) for k, v in batch.items()}
+
+
+def _frozen_copy(model, trainable: bool = False):
+    m = copy.deepcopy(model)
+    m.requires_grad_(trainable)
+    if not trainable:
+        m.eval()
+    return m
