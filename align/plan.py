@@ -5,6 +5,7 @@ from rich.console import Console
 from rich.syntax import Syntax
 from rich.table import Table
 
+from align.memory import stage_memory
 from align.stages import STAGE_KINDS
 
 
@@ -13,12 +14,28 @@ def print_plan(recipe, runner, console: Console | None = None) -> None:
     if recipe.description:
         console.print(recipe.description)
     table = Table(title=f"plan: {recipe.source} -> {recipe.run_dir}  (seed {recipe.seed})")
-    for col in ("#", "stage", "kind", "uses", "outputs", "action"):
+    for col in ("#", "stage", "kind", "uses", "procs", "mem/proc (est.)", "action"):
         table.add_column(col)
+    stages = {s.name: s for s in recipe.stages}
+    notes = []
     for i, ((name, action), cfg) in enumerate(zip(runner.plan(), recipe.stages)):
         outputs = ", ".join(STAGE_KINDS[cfg.kind].outputs(cfg))
-        table.add_row(str(i), name, cfg.kind, ", ".join(recipe.depends_on.get(name, [])) or "-", outputs, action)
+        mem = stage_memory(cfg, stages)
+        shown = "-" if mem is None else f"{mem['total']:.1f} GiB"
+        if mem is not None:
+            notes.append(f"memory {name}: {mem['params_b']:.3g}B params; per process: weights {mem['weights']:.2f}, "
+                         f"grads {mem['grads']:.2f}, optimizer {mem['optimizer']:.2f}, "
+                         f"activations {mem['activations']:.2f} GiB")
+        procs = str(cfg.distributed.world_size) if cfg.distributed else "1"
+        if cfg.distributed and cfg.distributed.strategy != "ddp":
+            procs += f" {cfg.distributed.strategy}" + (f"-{cfg.distributed.zero_stage}" if cfg.distributed.strategy == "deepspeed" else "")
+        table.add_row(str(i), name, cfg.kind, ", ".join(recipe.depends_on.get(name, [])) or "-", procs, shown, action)
+        notes.append(f"outputs {name}: {outputs or '-'}")
     console.print(table)
+    for note in sorted(notes, key=lambda n: not n.startswith("outputs")):
+        console.print(f"  {note}")
+    if any(n.startswith("memory") for n in notes):
+        console.print("  (the trained model only: frozen reference / reward models add their weights; see align/memory.py)")
     console.print(Syntax(recipe.to_yaml(), "yaml", word_wrap=True))
 
 

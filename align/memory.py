@@ -1,0 +1,138 @@
+"""Per-process memory estimate of a training stage, printed by `align run --dry-run`.
+
+Counts what the trained model needs on each device: weights, gradients, AdamW states
+(two per trainable parameter, in the parameters' dtype), and activations at the
+configured micro-batch and max_length (34·b·s·h bytes per layer for fp16/bf16 activations
+with fused attention, Korthikanti et al. 2022; 2·b·s·h per layer plus one full layer with
+gradient checkpointing), plus fp32 logits. ZeRO-2 / SHARD_GRAD_OP shard gradients and
+optimizer states over the processes; ZeRO-3 / FULL_SHARD shard the weights too;
+`offload` moves optimizer states to CPU memory. Frozen models a stage also holds
+(reference, reward model) add their weights; they are listed, not sized.
+
+Sizes come from the model's config: a tiny spec, a local directory, the Hugging Face
+cache, or, offline, the table below of architectures the shipped recipes use.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Architecture facts (from the models' published config.json) so recipes resolve offline.
+KNOWN_CONFIGS = {
+    "meta-llama/Llama-3.1-8B-Instruct": dict(vocab_size=128256, hidden_size=4096, num_hidden_layers=32,
+                                             num_attention_heads=32, num_key_value_heads=8,
+                                             intermediate_size=14336, tie_word_embeddings=False),
+    "meta-llama/Llama-3.1-70B-Instruct": dict(vocab_size=128256, hidden_size=8192, num_hidden_layers=80,
+                                              num_attention_heads=64, num_key_value_heads=8,
+                                              intermediate_size=28672, tie_word_embeddings=False),
+    "HuggingFaceTB/SmolLM2-135M-Instruct": dict(vocab_size=49152, hidden_size=576, num_hidden_layers=30,
+                                                num_attention_heads=9, num_key_value_heads=3,
+                                                intermediate_size=1536, tie_word_embeddings=True),
+}
+KNOWN_CONFIGS["meta-llama/Llama-3.1-8B"] = KNOWN_CONFIGS["meta-llama/Llama-3.1-8B-Instruct"]
+KNOWN_CONFIGS["meta-llama/Llama-3.1-70B"] = KNOWN_CONFIGS["meta-llama/Llama-3.1-70B-Instruct"]
+
+GIB = 1024**3
+
+
+@dataclass
+class Arch:
+    vocab: int
+    hidden: int
+    layers: int
+    heads: int
+    kv_heads: int
+    intermediate: int
+    tied: bool
+
+    @property
+    def params(self) -> int:
+        kv_dim = self.hidden * self.kv_heads // self.heads
+        attn = 2 * self.hidden * self.hidden + 2 * self.hidden * kv_dim
+        mlp = 3 * self.hidden * self.intermediate
+        embed = self.vocab * self.hidden * (1 if self.tied else 2)
+        return embed + self.layers * (attn + mlp + 2 * self.hidden) + self.hidden
+
+    def lora_params(self, r: int) -> int:
+        """Trainable parameters of rank-r adapters on every linear layer of every block."""
+        kv_dim = self.hidden * self.kv_heads // self.heads
+        h, i = self.hidden, self.intermediate
+        per_layer = r * ((h + h) * 2 + (h + kv_dim) * 2 + 2 * (h + i) + (i + h))
+        return self.layers * per_layer
+
+
+def arch_from_dict(c: dict) -> Arch:
+    heads = c.get("num_attention_heads", 1)
+    return Arch(vocab=c["vocab_size"], hidden=c["hidden_size"], layers=c["num_hidden_layers"], heads=heads,
+                kv_heads=c.get("num_key_value_heads") or heads,
+                intermediate=c.get("intermediate_size") or 4 * c["hidden_size"],
+                tied=bool(c.get("tie_word_embeddings", False)))
+
+
+def find_arch(spec, stages: dict, tokenizer_vocab: int = 1024) -> Arch | None:
+    """The architecture of a ModelSpec, following `from` to the stage that built it; None if unknown."""
+    seen = set()
+    while spec.from_ is not None and spec.from_ not in seen:
+        seen.add(spec.from_)
+        upstream = stages.get(spec.from_)
+        spec = getattr(upstream, "model", None) or getattr(upstream, "policy", None)
+        if spec is None or not hasattr(spec, "tiny"):
+            return None
+    if spec.tiny is not None:
+        t = spec.tiny
+        return Arch(vocab=tokenizer_vocab, hidden=t.hidden_size, layers=t.layers, heads=t.heads,
+                    kv_heads=t.kv_heads or t.heads, intermediate=t.intermediate_size or 3 * t.hidden_size,
+                    tied=False)
+    if spec.path in KNOWN_CONFIGS:
+        return arch_from_dict(KNOWN_CONFIGS[spec.path])
+    try:
+        from transformers import AutoConfig
+
+        cfg = AutoConfig.from_pretrained(spec.path, gguf_file=spec.gguf_file, local_files_only=True)
+        return arch_from_dict(cfg.to_dict() | {"tie_word_embeddings": getattr(cfg, "tie_word_embeddings", False)})
+    except Exception:
+        return None
+
+
+def estimate(arch: Arch, *, dtype: str, precision: str, batch: int, seq: int, lora_r: int | None,
+             grad_ckpt: bool, world: int, strategy: str, zero_stage: int, fsdp_sharding: str,
+             offload: bool) -> dict[str, float]:
+    """GiB per process: weights, grads, optimizer, activations, total."""
+    wbytes = {"float32": 4, "auto": 2, "bfloat16": 2, "float16": 2}[dtype]
+    params = arch.params
+    trainable = arch.lora_params(lora_r) if lora_r else params
+    weights = params * wbytes
+    grads = trainable * wbytes
+    optim = 2 * trainable * wbytes
+    shard_states = strategy == "deepspeed" or (strategy == "fsdp")
+    shard_weights = (strategy == "deepspeed" and zero_stage == 3) or (strategy == "fsdp" and fsdp_sharding != "SHARD_GRAD_OP")
+    if shard_states and world > 1:
+        grads, optim = grads / world, optim / world
+    if shard_weights and world > 1:
+        weights = weights / world
+    if offload:
+        optim = 0.0
+    act_bytes = 2 if (precision != "no" or wbytes == 2) else 4
+    per_layer = 34 * batch * seq * arch.hidden * act_bytes / 2
+    acts = (2 * batch * seq * arch.hidden * act_bytes * arch.layers + per_layer) if grad_ckpt else per_layer * arch.layers
+    acts += 2 * batch * seq * arch.vocab * 4  # fp32 logits and their gradient
+    out = {"params_b": params / 1e9, "weights": weights / GIB, "grads": grads / GIB, "optimizer": optim / GIB,
+           "activations": acts / GIB}
+    out["total"] = out["weights"] + out["grads"] + out["optimizer"] + out["activations"]
+    return out
+
+
+def stage_memory(cfg, stages: dict) -> dict[str, float] | None:
+    """Estimate for a training stage config (one with `train` and a model spec), else None."""
+    train = getattr(cfg, "train", None)
+    spec = getattr(cfg, "model", None) or getattr(cfg, "policy", None)
+    if train is None or spec is None or not hasattr(spec, "tiny"):
+        return None
+    arch = find_arch(spec, stages)
+    if arch is None:
+        return None
+    dist = cfg.distributed
+    return estimate(arch, dtype=spec.dtype, precision=train.precision, batch=train.batch_size, seq=train.max_length,
+                    lora_r=spec.lora.r if spec.lora else None, grad_ckpt=train.gradient_checkpointing,
+                    world=dist.world_size if dist else 1, strategy=dist.strategy if dist else "ddp",
+                    zero_stage=dist.zero_stage if dist else 3, fsdp_sharding=dist.fsdp_sharding if dist else "FULL_SHARD",
+                    offload=bool(dist and dist.offload))
