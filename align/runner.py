@@ -123,7 +123,14 @@ class Runner:
         atomic_write_json(self.run_dir / "manifest.json", manifest)
 
     # ---- running ---------------------------------------------------------------------
+    @property
+    def machine_rank(self) -> int:
+        """This machine's rank in a multi-node recipe (0 on the main node and for single-node runs)."""
+        return max((s.distributed.machine_rank for s in self.recipe.stages if s.distributed), default=0)
+
     def run(self) -> dict:
+        if self.machine_rank > 0:
+            return self._run_as_worker()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.run_dir / "recipe.yaml", self.recipe.to_yaml())
         manifest = self._load_manifest()
@@ -195,6 +202,27 @@ class Runner:
         fp_file.unlink(missing_ok=True)
         self._publish(work, self.run_dir / name)
         return metrics
+
+    def _run_as_worker(self, poll_s: float = 5.0) -> dict:
+        """Machines other than rank 0 join each distributed stage's launch and leave all writing to rank 0."""
+        for cfg in self.recipe.stages:
+            fp = self.recipe.fingerprint(cfg.name)
+            if needs_launch(cfg.distributed):
+                work = self.run_dir / ".work" / cfg.name
+                while not (work / "fingerprint").is_file() and (self.stage_marker(cfg.name) or {}).get("fingerprint") != fp:
+                    time.sleep(poll_s)  # rank 0 prepares the work dir first
+                if (self.stage_marker(cfg.name) or {}).get("fingerprint") != fp:
+                    train = getattr(cfg, "train", None)
+                    cmd = launch_command(cfg.distributed, self.run_dir, cfg.name,
+                                         precision=getattr(train, "precision", "no"),
+                                         grad_accum=getattr(train, "grad_accum", 1))
+                    log.info("machine %d joins %s: %s", self.machine_rank, cfg.name, " ".join(cmd))
+                    if subprocess.run(cmd).returncode != 0:
+                        raise AlignError(f"distributed run of stage {cfg.name!r} failed on machine {self.machine_rank}")
+            log.info("waiting for machine 0 to publish %s", cfg.name)
+            while (self.stage_marker(cfg.name) or {}).get("fingerprint") != fp:
+                time.sleep(poll_s)
+        return {}
 
     def _launch(self, cfg, work: Path) -> dict:
         """Run the stage on several processes (accelerate launch / torchrun) and collect rank 0's metrics."""
