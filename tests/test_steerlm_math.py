@@ -137,3 +137,16 @@ def test_iterations_drive_kl_to_zero():
     assert kl_start > 0.3
     assert kls[-1] < 0.02 * kl_start
     assert kls[-1] < kls[0]
+
+
+def test_attribute_log_probs_match_reward_scorer_log_prob():
+    from align.stages.steerlm2 import attribute_log_probs
+    from rewards.beta import beta_attribute_log_prob
+
+    attrs = ["helpfulness", "correctness", "coherence", "complexity", "verbosity"]
+    pred = torch.tensor([[3.5, 4.0, 2.0, 1.0, 0.2], [0.5, 1.0, 4.0, 3.0, 2.0]])
+    targets = [{"helpfulness": 4, "verbosity": 1}, {"coherence": 4}]
+    got = attribute_log_probs(attrs, pred, targets)
+    want0 = beta_attribute_log_prob(pred[0, [0, 4]], torch.tensor([4.0, 1.0])).sum()
+    want1 = beta_attribute_log_prob(pred[1, [2]], torch.tensor([4.0])).sum()
+    assert torch.allclose(got, torch.stack([want0, want1]).float(), atol=1e-6)

@@ -1,17 +1,8 @@
-"""SteerLM 1.0 and 2.0 (SPEC.md sections 3 and 4): the label string, the self-normalised
-importance weights and loss, sequence log-probabilities and steerability measurement.
+"""SteerLM 1.0 and 2.0 (SPEC.md sections 3 and 4).
 
-Pure math lives in `weights.py` and `labels.py`; everything that touches a model is in
-`sequences.py` and `steerability.py`.
+- `labels`: the attribute label string and the prefix it forms in the assistant turn.
+- `weights`: SteerLM 2.0 self-normalised weights w', baseline b', loss, KL(w'||b'), ESS (pure torch).
+- `sequences`: tokenised (prompt, prefix, response) and log-probabilities under a model.
+- `steerability`: requested vs achieved attributes over a grid of targets.
+Submodules are imported explicitly, so recipe validation does not import torch.
 """
-from align.steerlm.labels import (
-    DEFAULT_MARKER, attribute_prefix, check_marker, format_label, parse_label,
-)
-from align.steerlm.weights import (
-    effective_sample_size, kl_divergence, normalized_baseline, normalized_weights, steerlm2_loss,
-)
-
-__all__ = [
-    "DEFAULT_MARKER", "attribute_prefix", "check_marker", "format_label", "parse_label",
-    "effective_sample_size", "kl_divergence", "normalized_baseline", "normalized_weights", "steerlm2_loss",
-]

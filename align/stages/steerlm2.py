@@ -1,0 +1,234 @@
+"""Stage `kind: steerlm2` (SPEC.md section 4): the SteerLM 2.0 loop, sampling included.
+
+Per iteration k = 1..K: sample n responses per (prompt, target) from Q' (the SteerLM 1.0
+model, then the previous iteration's); score log P(a|x,y) with the reward model, log P(y|x)
+under the unconditional `reference`, log Q'(y|a,x) under Q'; train Q_theta (from Q') with
+the SteerLM 2.0 loss; Q' <- Q_theta. Each finished iteration leaves
+`iterations/iter{k}/{samples.jsonl, model/, metrics.json}`; a rerun of an interrupted stage
+skips finished iterations and resumes the unfinished one's training from its checkpoint.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import random
+import shutil
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from align.config.base import Ref, StrictModel, TrainConfig
+from align.stages.base import Stage, StageConfig, register_stage
+from align.stages.steerability import SteerEvalConfig, load_eval_prompts, load_scorer, steer_metrics
+from align.stages.steerlm_sft import PAPER_TARGET
+from align.steerlm.labels import DEFAULT_MARKER, format_label
+
+log = logging.getLogger("align")
+
+
+class WeightedTarget(StrictModel):
+    """One attribute combination of a target distribution."""
+
+    attributes: dict[str, int] = Field(description="Requested attributes (values 0..4).")
+    weight: float = Field(1.0, gt=0, description="Relative probability of this combination.")
+
+    _ok = field_validator("attributes")(lambda v: (format_label(v), v)[1])
+
+
+class SteerLM2Config(StageConfig):
+    """SteerLM 2.0: iterated importance-weighted fitting of Q_theta(y|a,x) to P(a|x,y) P(y|x)."""
+
+    kind: Literal["steerlm2"] = "steerlm2"
+    policy: Annotated[str, Ref(output="model")] = Field(description="Initial proposal Q' (the SteerLM 1.0 stage or dir).")
+    reference: Annotated[str, Ref(output="model")] = Field(description="Unconditional SFT model for P(y|x).")
+    reward_model: Annotated[str, Ref(output="model")] = Field(description="Attribute reward model for P(a|x,y).")
+    prompts: Annotated[str, Ref(output="prompts_train")] = Field(description="Prompts to sample on.")
+    max_prompts: int = Field(64, ge=1, description="Prompts per iteration (a fresh draw each iteration).")
+    iterations: int = Field(2, ge=1, description="SteerLM 2.0 iterations (paper: 2).")
+    samples_per_prompt: int = Field(8, ge=2, description="n responses per (prompt, target) (paper: 10).")
+    temperature: float = Field(0.7, gt=0, description="Sampling temperature (paper: 0.7).")
+    top_p: float = Field(0.9, gt=0, le=1, description="Nucleus sampling (paper: 0.9).")
+    max_new_tokens: int = Field(48, ge=1, description="Tokens per sampled response.")
+    generation_batch_size: int = Field(32, ge=1, description="Prompts per generation batch.")
+    logprob_batch_size: int = Field(64, ge=1, description="Sequences per log-probability forward pass.")
+    target: dict[str, int] | None = Field(None, description="Fixed target a (default: the paper's 4,4,4,2,2).")
+    target_distribution: list[WeightedTarget] | None = Field(
+        None, description="Instead of `target`: draw a per prompt from these combinations.")
+    marker: str = Field(DEFAULT_MARKER, description="Marker before the label string (as in SteerLM 1.0).")
+    normalize_by_tokens: bool = Field(True, description="Divide each group's loss by its mean response tokens.")
+    train: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=2, lr=1e-5, batch_size=4),
+                               description="Optimisation per iteration; batch_size counts (x, a) groups.")
+    steerability: SteerEvalConfig | None = Field(None, description="Steering error of Q' before and after each iteration.")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> "SteerLM2Config":
+        if self.target is not None and self.target_distribution is not None:
+            raise ValueError("give `target` or `target_distribution`, not both")
+        if self.target is not None:
+            format_label(self.target)
+        return self
+
+
+def draw_targets(config: SteerLM2Config, count: int, rng: random.Random) -> list[dict[str, int]]:
+    if config.target_distribution is None:
+        return [dict(config.target or PAPER_TARGET)] * count
+    opts = config.target_distribution
+    return [dict(t.attributes) for t in rng.choices(opts, weights=[t.weight for t in opts], k=count)]
+
+
+def attribute_log_probs(attributes: list[str], pred, targets: list[dict[str, int]]):
+    """log P(a|x,y) per row [N] from RM predictions pred [N, A] (columns in `attributes` order).
+
+    The same Beta-bin sum as RewardScorer.log_prob (SPEC.md section 4), computed from
+    predictions we need anyway, so the reward model runs once per sample.
+    """
+    import torch
+
+    from rewards.beta import attribute_log_prob
+
+    out = torch.zeros(len(targets))
+    by_target: dict[str, list[int]] = {}
+    for i, t in enumerate(targets):
+        by_target.setdefault(format_label(t), []).append(i)
+    for idx in by_target.values():
+        target = targets[idx[0]]
+        cols = [attributes.index(a) for a in target]
+        values = torch.tensor([float(target[a]) for a in target])  # [K]
+        out[idx] = attribute_log_prob(pred[idx][:, cols].float(), values).cpu()
+    return out
+
+
+def _load(path: str, seed: int):
+    from align.config.model_spec import ModelSpec
+    from align.models import load_model
+
+    return load_model(ModelSpec(path=path), seed=seed)
+
+
+@register_stage
+class SteerLM2Stage(Stage):
+    """SteerLM 2.0 (sampling, Beta scoring, log-probabilities, weighted training), iterated."""
+
+    kind = "steerlm2"
+    Config = SteerLM2Config
+    produces_model = True
+
+    @classmethod
+    def outputs(cls, config) -> dict[str, str]:
+        return {"model": "model", "tokenizer": "model", "iterations": "iterations"}
+
+    def run(self, config: SteerLM2Config, ctx) -> dict:
+        from transformers import set_seed
+
+        from align.data import load_prompts
+        from align.steerlm.steerability import with_suffix
+
+        set_seed(ctx.seed)
+        reference, _ = _load(ctx.resolve(config.reference, "model"), ctx.seed)
+        reference.eval()
+        scorer = load_scorer(ctx.resolve(config.reward_model, "model"))
+        all_prompts = load_prompts(ctx.resolve(config.prompts, "prompts_train"))
+        steer_prompts = load_eval_prompts(config.steerability, ctx) if config.steerability else None
+        iter_root = ctx.work_dir / "iterations"
+        metrics: dict[str, float] = {}
+        proposal_dir = ctx.resolve(config.policy, "model")
+        model, tok = _load(proposal_dir, ctx.seed)
+        if steer_prompts is not None:
+            found = steer_metrics(model, tok, steer_prompts, config.steerability, config.marker, scorer, ctx.seed)
+            log.info("steerability iter0: %s", "  ".join(f"{k}={v:.3f}" for k, v in found.items()))
+            metrics.update(with_suffix(found, "iter0"))
+        for k in range(1, config.iterations + 1):
+            it_dir = iter_root / f"iter{k}"
+            done = it_dir / "metrics.json"
+            if done.exists():  # finished before an interruption: reuse it
+                metrics.update(json.loads(done.read_text()))
+                proposal_dir = str(it_dir / "model")
+                log.info("iteration %d already done: reusing %s", k, it_dir)
+                continue
+            model, tok = _load(proposal_dir, ctx.seed)
+            it_metrics = self._iteration(config, ctx, k, model, tok, reference, scorer, all_prompts, it_dir)
+            if steer_prompts is not None:
+                model, tok = _load(str(it_dir / "model"), ctx.seed)
+                found = steer_metrics(model, tok, steer_prompts, config.steerability, config.marker, scorer, ctx.seed)
+                log.info("steerability iter%d: %s", k, "  ".join(f"{kk}={v:.3f}" for kk, v in found.items()))
+                it_metrics.update(with_suffix(found, f"iter{k}"))
+            done.write_text(json.dumps(it_metrics, indent=1))
+            metrics.update(it_metrics)
+            proposal_dir = str(it_dir / "model")
+        shutil.copytree(proposal_dir, ctx.work_dir / "model", dirs_exist_ok=True)
+        return metrics
+
+    def _iteration(self, config, ctx, k, model, tok, reference, scorer, all_prompts, it_dir) -> dict:
+        """Sample, score, train; leaves samples.jsonl and model/ in it_dir; returns metrics for iteration k."""
+        import torch
+
+        from align.generation import SamplingConfig, generate
+        from align.models import save_model
+        from align.steerlm.labels import attribute_prefix
+        from align.steerlm.sequences import sequence_log_probs, tokenize_response
+        from align.steerlm.weights import effective_sample_size, kl_divergence, normalized_weights
+        from align.trainers.steerlm2 import SampleGroup, SteerLM2Trainer
+
+        rng = random.Random(ctx.seed * 1000 + k)
+        prompts = rng.sample(all_prompts, min(config.max_prompts, len(all_prompts)))
+        targets = draw_targets(config, len(prompts), rng)
+        n = config.samples_per_prompt
+        it_dir.mkdir(parents=True, exist_ok=True)
+        samples_path = it_dir / "samples.jsonl"
+        if samples_path.exists():  # sampled and scored before an interruption
+            records = [json.loads(line) for line in samples_path.read_text().splitlines() if line.strip()]
+        else:
+            sampling = SamplingConfig(max_new_tokens=config.max_new_tokens, temperature=config.temperature,
+                                      top_p=config.top_p, n=n, batch_size=config.generation_batch_size)
+            responses: list[list[str]] = [[] for _ in prompts]
+            by_target: dict[str, list[int]] = {}
+            for i, t in enumerate(targets):
+                by_target.setdefault(format_label(t), []).append(i)
+            for j, (label, idx) in enumerate(sorted(by_target.items())):
+                outs = generate(model, tok, [prompts[i] for i in idx], sampling, seed=ctx.seed * 7919 + k * 101 + j,
+                                prompt_suffix=attribute_prefix(targets[idx[0]], config.marker))
+                for i, o in zip(idx, outs):
+                    responses[i] = o
+            flat_p = [p for p in prompts for _ in range(n)]
+            flat_t = [t for t in targets for _ in range(n)]
+            flat_r = [r for rs in responses for r in rs]
+            cond = [tokenize_response(tok, p, r, attribute_prefix(t, config.marker), max_length=config.train.max_length)
+                    for p, t, r in zip(flat_p, flat_t, flat_r)]
+            plain = [tokenize_response(tok, p, r, "", max_length=config.train.max_length) for p, r in zip(flat_p, flat_r)]
+            log_q = sequence_log_probs(model, tok, cond, config.logprob_batch_size)
+            log_ref = sequence_log_probs(reference, tok, plain, config.logprob_batch_size)
+            pred = scorer.predict(flat_p, flat_r)  # [N, A]
+            log_attr = attribute_log_probs(scorer.attributes, pred, flat_t)
+            records = [{"group": i // n, "messages": p, "target": t, "response": r, "log_p_attr": float(a),
+                        "log_p_ref": float(lr), "log_q_prop": float(lq),
+                        "rm": dict(zip(scorer.attributes, map(float, pr)))}
+                       for i, (p, t, r, a, lr, lq, pr) in enumerate(zip(flat_p, flat_t, flat_r, log_attr, log_ref,
+                                                                         log_q, pred))]
+            tmp = samples_path.with_suffix(".tmp")
+            tmp.write_text("".join(json.dumps(rec) + "\n" for rec in records))
+            tmp.rename(samples_path)
+        groups = []
+        for g in range(len(records) // n):
+            recs = records[g * n:(g + 1) * n]
+            prefix = attribute_prefix(recs[0]["target"], config.marker)
+            groups.append(SampleGroup(
+                [tokenize_response(tok, r["messages"], r["response"], prefix, max_length=config.train.max_length)
+                 for r in recs],
+                [r["log_p_attr"] for r in recs], [r["log_p_ref"] for r in recs], [r["log_q_prop"] for r in recs]))
+        la = torch.tensor([g.log_p_attr for g in groups])
+        w = normalized_weights(la, torch.tensor([g.log_p_ref for g in groups]), torch.tensor([g.log_q_prop for g in groups]))
+        uniform = torch.full_like(w, 1.0 / n)  # b' at the start of the iteration (Q_theta = Q')
+        out = {f"steerlm2/kl_w_b/iter{k}": float(kl_divergence(w, uniform).mean()),
+               f"steerlm2/ess/iter{k}": float(effective_sample_size(w).mean()),
+               f"steerlm2/log_p_attr/iter{k}": float(la.mean())}
+        for a in scorer.attributes:
+            out[f"steerlm2/rm/{a}/iter{k}"] = sum(r["rm"][a] for r in records) / len(records)
+        trainer = SteerLM2Trainer(model, tok, config.train, it_dir, seed=ctx.seed + k,
+                                  normalize_by_tokens=config.normalize_by_tokens)
+        train_metrics = trainer.train(groups)
+        out.update({f"{key}/iter{k}": v for key, v in train_metrics.items()})
+        log.info("iteration %d: %s", k, "  ".join(f"{kk}={v:.4g}" for kk, v in out.items()))
+        if trainer.is_main:
+            save_model(trainer.unwrapped_model(), tok, it_dir / "model")
+            shutil.rmtree(trainer.checkpoint_dir, ignore_errors=True)
+        return out

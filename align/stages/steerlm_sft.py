@@ -1,0 +1,124 @@
+"""Stage `kind: steerlm_sft` (SteerLM 1.0, SPEC.md section 3): attribute-conditioned SFT.
+
+Each HelpSteer2 row becomes the chat `prompt -> assistant: <marker><labels>\\n<response>`
+in the model's own template; the loss covers the response only. Labels come from the data,
+or from a reward model (predictions clipped to 0..4 and rounded) when `labels: reward_model`.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from align.attributes import ATTRIBUTES
+from align.config.base import OracleEvalConfig, Ref, TrainConfig
+from align.config.model_spec import ModelSpec
+from align.stages.base import Stage, StageConfig, register_stage
+from align.stages.steerability import SteerEvalConfig, load_eval_prompts, load_scorer, steer_metrics
+from align.steerlm.labels import DEFAULT_MARKER
+
+log = logging.getLogger("align")
+
+PAPER_TARGET = {"helpfulness": 4, "correctness": 4, "coherence": 4, "complexity": 2, "verbosity": 2}
+
+
+class SteerLMSFTConfig(StageConfig):
+    """Attribute-conditioned SFT on HelpSteer2-style rows (prompt, response, five attributes)."""
+
+    kind: Literal["steerlm_sft"] = "steerlm_sft"
+    model: ModelSpec = Field(description="Model to start from (usually the SFT stage).")
+    data: Annotated[str, Ref(output="helpsteer_train")] = Field(description="HelpSteer2 rows: stage output, file, hub id.")
+    split: str | None = Field(None, description="Split of a hub dataset or DatasetDict dir.")
+    labels: Literal["data", "reward_model"] = Field("data", description="Where the attribute labels come from.")
+    reward_model: Annotated[str | None, Ref(output="model")] = Field(
+        None, description="Reward model (stage or dir) for `labels: reward_model`, and for steerability figures.")
+    attributes: list[str] = Field(default_factory=lambda: list(ATTRIBUTES), description="Attributes in the label string.")
+    marker: str = Field(DEFAULT_MARKER, description="Text before the label string at the start of the assistant turn.")
+    eval_fraction: float = Field(0.0, ge=0.0, lt=1.0, description="Hold out this fraction of rows for eval/loss.")
+    train: TrainConfig = Field(default_factory=lambda: TrainConfig(lr=1e-4), description="Optimisation settings.")
+    oracle_eval: OracleEvalConfig | None = Field(None, description="Oracle scores of answers at `eval_target`.")
+    eval_target: dict[str, int] = Field(default_factory=lambda: dict(PAPER_TARGET),
+                                        description="Attributes requested in the oracle eval.")
+    steerability: SteerEvalConfig | None = Field(None, description="Steering error on a grid of targets after training.")
+
+    @model_validator(mode="after")
+    def _check(self) -> "SteerLMSFTConfig":
+        bad = [a for a in self.attributes if a not in ATTRIBUTES]
+        if bad:
+            raise ValueError(f"unknown attributes {bad}; known: {', '.join(ATTRIBUTES)}")
+        if self.labels == "reward_model" and not self.reward_model:
+            raise ValueError("labels: reward_model needs `reward_model`")
+        return self
+
+
+def row_labels(rows, config, ctx) -> list[dict[str, int]]:
+    """Attribute labels per row, from the data or the reward model (clipped and rounded)."""
+    if config.labels == "data":
+        return [{a: r.attributes[a] for a in config.attributes if r.attributes.get(a) is not None} for r in rows]
+    from align.steerlm.labels import clip_round
+
+    scorer = load_scorer(ctx.resolve(config.reward_model, "model"))
+    pred = scorer.predict([r.messages for r in rows], [r.response for r in rows])  # [N, A]
+    cols = {a: clip_round(pred[:, scorer.attributes.index(a)].tolist()) for a in config.attributes}
+    return [{a: cols[a][i] for a in config.attributes} for i in range(len(rows))]
+
+
+@register_stage
+class SteerLMSFTStage(Stage):
+    """SteerLM 1.0: attribute-conditioned SFT (loss on the response only)."""
+
+    kind = "steerlm_sft"
+    Config = SteerLMSFTConfig
+    produces_model = True
+
+    def run(self, config: SteerLMSFTConfig, ctx) -> dict:
+        import random
+
+        from transformers import set_seed
+
+        from align.data import load_helpsteer
+        from align.models import load_model, save_model
+        from align.stages.sft import run_oracle_eval
+        from align.steerlm.labels import attribute_prefix, check_marker
+        from align.steerlm.sequences import tokenize_response
+        from align.trainers.sft import SFTTrainer
+
+        set_seed(ctx.seed)
+        model, tok = load_model(ctx.resolve_model(config.model), seed=ctx.seed)
+        check_marker(tok, config.marker)
+        require = config.attributes if config.labels == "data" else ()
+        rows = load_helpsteer(ctx.resolve(config.data, "helpsteer_train"), config.split, require=require)
+        labels = row_labels(rows, config, ctx)
+        examples, truncated = [], 0
+        for row, lab in zip(rows, labels):
+            ex = tokenize_response(tok, row.messages, row.response, attribute_prefix(lab, config.marker),
+                                   max_length=config.train.max_length)
+            if ex.truncated and config.train.over_length == "drop":
+                continue
+            truncated += ex.truncated
+            examples.append(ex)
+        metrics = {"data/rows": float(len(rows)), "data/truncated": float(truncated),
+                   "data/dropped": float(len(rows) - len(examples))}
+        eval_examples = None
+        if config.eval_fraction > 0:
+            random.Random(ctx.seed).shuffle(examples)
+            n_eval = max(1, int(len(examples) * config.eval_fraction))
+            eval_examples, examples = examples[:n_eval], examples[n_eval:]
+        trainer = SFTTrainer(model, tok, config.train, ctx.work_dir, seed=ctx.seed)
+        metrics.update(trainer.train(examples, eval_examples))
+        model = trainer.unwrapped_model()
+        if trainer.is_main:
+            suffix = attribute_prefix(config.eval_target, config.marker)
+            metrics.update(run_oracle_eval(model, tok, config.oracle_eval, ctx, "after", prompt_suffix=suffix))
+            if config.steerability is not None:
+                scorer = load_scorer(ctx.resolve(config.reward_model, "model")) if config.reward_model else None
+                found = steer_metrics(model, tok, load_eval_prompts(config.steerability, ctx), config.steerability,
+                                      config.marker, scorer, ctx.seed)
+                log.info("steerability: %s", "  ".join(f"{k}={v:.3f}" for k, v in found.items()))
+                metrics.update(found)
+            save_model(model, tok, ctx.work_dir / "model", merge_lora=config.model.lora is None
+                       or config.model.lora.merge_on_save)
+            shutil.rmtree(trainer.checkpoint_dir, ignore_errors=True)
+        return metrics
