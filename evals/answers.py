@@ -17,6 +17,14 @@ from align.errors import DataError
 from evals.questions import Question
 
 
+def model_label(path: str) -> str:
+    """A readable name for a model path: runs/x/sft/model -> 'sft', some/dir -> 'dir'."""
+    parts = Path(str(path).rstrip("/")).parts
+    if len(parts) >= 2 and parts[-1] == "model":
+        return parts[-2]
+    return Path(parts[-1]).stem if parts else "model"
+
+
 class ChatModel(Protocol):
     def complete(self, conversations: list[list[dict]]) -> list[str]: ...
 
@@ -25,14 +33,15 @@ class LocalChatModel:
     """A loaded causal LM + tokenizer, answering through `align.generation.generate`."""
 
     def __init__(self, model, tokenizer, *, max_new_tokens: int = 256, temperature: float = 0.0,
-                 batch_size: int = 16, seed: int = 0):
+                 batch_size: int = 16, seed: int = 0, prompt_suffix: str = ""):
         from align.generation import SamplingConfig
 
-        self.model, self.tokenizer, self.seed = model, tokenizer, seed
+        # prompt_suffix: text after the generation prompt (a SteerLM model's attribute label string)
+        self.model, self.tokenizer, self.seed, self.prompt_suffix = model, tokenizer, seed, prompt_suffix
         self.sampling = SamplingConfig(max_new_tokens=max_new_tokens, temperature=temperature, batch_size=batch_size)
 
     @classmethod
-    def load(cls, path: str, **kwargs) -> "LocalChatModel":
+    def load(cls, path: str, **kwargs) -> LocalChatModel:
         from align.config.model_spec import ModelSpec
         from align.models import load_model
 
@@ -42,7 +51,8 @@ class LocalChatModel:
     def complete(self, conversations: list[list[dict]]) -> list[str]:
         from align.generation import generate
 
-        return [o[0] for o in generate(self.model, self.tokenizer, conversations, self.sampling, seed=self.seed)]
+        return [o[0] for o in generate(self.model, self.tokenizer, conversations, self.sampling, seed=self.seed,
+                                       prompt_suffix=self.prompt_suffix)]
 
 
 class EndpointChatModel:

@@ -97,7 +97,7 @@ class RewardModelJudge:
         self.name = f"rm:{weights if isinstance(weights, str) else 'custom'}"
 
     @classmethod
-    def load(cls, path: str, weights="goodness", **kwargs) -> "RewardModelJudge":
+    def load(cls, path: str, weights="goodness", **kwargs) -> RewardModelJudge:
         from rewards.scoring import RewardScorer
 
         return cls(RewardScorer.load(path, **kwargs), weights)

@@ -13,8 +13,20 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from evals.answers import EndpointChatModel, LocalChatModel, generate_answers, load_answers, save_answers
-from evals.report import aggregate, markdown_report, per_question_rows, radar_chart, ranking
+from evals.answers import (
+    EndpointChatModel,
+    LocalChatModel,
+    generate_answers,
+    load_answers,
+    save_answers,
+)
+from evals.report import (
+    aggregate,
+    markdown_report,
+    per_question_rows,
+    radar_chart,
+    ranking,
+)
 
 log = logging.getLogger("align")
 
@@ -26,6 +38,7 @@ class ModelUnderTest:
     name: str
     path: str | None = None
     endpoint: object | None = None  # evals.openai_client.ChatEndpoint
+    prompt_suffix: str = ""  # local models: appended after the generation prompt (SteerLM labels)
 
 
 @dataclass
@@ -48,7 +61,7 @@ def answers_for(m: ModelUnderTest, questions, gen: GenerationSettings, path: Pat
         chat = EndpointChatModel(m.endpoint, max_new_tokens=gen.max_new_tokens, temperature=gen.temperature)
     else:
         chat = LocalChatModel.load(m.path, max_new_tokens=gen.max_new_tokens, temperature=gen.temperature,
-                                   batch_size=gen.batch_size, seed=gen.seed)
+                                   batch_size=gen.batch_size, seed=gen.seed, prompt_suffix=m.prompt_suffix)
     answers = generate_answers(questions, chat)
     save_answers(path, m.name, questions, answers)
     del chat
@@ -58,11 +71,17 @@ def answers_for(m: ModelUnderTest, questions, gen: GenerationSettings, path: Pat
 
 def evaluate(models: list[ModelUnderTest], questions, judge, out_dir: str | Path, *,
              gen: GenerationSettings | None = None, reuse_answers: bool = True,
-             title: str = "MT-Bench-style evaluation") -> dict[str, dict[str, float]]:
-    """Answer, judge and report every model; returns {model: flat metrics}."""
+             title: str = "MT-Bench-style evaluation", pairwise_baseline: str | None = None) -> dict[str, dict[str, float]]:
+    """Answer, judge and report every model; returns {model: flat metrics}.
+
+    With `pairwise_baseline` (a model name), every other model is also compared with it
+    turn by turn (`evals.pairwise`, position swap for LLM judges): metrics
+    `pairwise/<baseline>/win_rate|win|loss|tie` of that model.
+    """
     out = Path(out_dir)
     gen = gen or GenerationSettings()
     results: dict[str, dict[str, float]] = {}
+    all_answers: dict[str, list[list[str]]] = {}
     for m in models:
         stem = safe_name(m.name)
         answers = answers_for(m, questions, gen, out / "answers" / f"{stem}.jsonl", reuse_answers)
@@ -71,21 +90,36 @@ def evaluate(models: list[ModelUnderTest], questions, judge, out_dir: str | Path
         if hasattr(judge, "attributes"):  # the oracle also reports its mean attributes
             metrics.update({f"oracle/{a}": v for a, v in judge.attributes(questions, answers).items()})
         results[m.name] = metrics
+        all_answers[m.name] = answers
         rows = per_question_rows(m.name, questions, answers, ratings)
         (out / "judgements").mkdir(parents=True, exist_ok=True)
         (out / "judgements" / f"{stem}.jsonl").write_text(
             "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
         log.info("%s: score %.2f (turn1 %s, turn2 %s)", m.name, metrics.get("mtbench/score", float("nan")),
                  _fmt(metrics.get("mtbench/turn1")), _fmt(metrics.get("mtbench/turn2")))
+    if pairwise_baseline is not None:
+        _pairwise(judge, questions, all_answers, pairwise_baseline, results)
     write_outputs(results, out, title=title, judge=judge.name, n_questions=len(questions))
     return results
+
+
+def _pairwise(judge, questions, all_answers, baseline: str, results) -> None:
+    from evals.pairwise import pairwise, summarize
+
+    if baseline not in all_answers:
+        raise ValueError(f"pairwise baseline {baseline!r} is not among the models: {', '.join(all_answers)}")
+    for name, answers in all_answers.items():
+        if name != baseline:
+            summary = summarize(pairwise(judge, questions, answers, all_answers[baseline]))
+            results[name].update({f"pairwise/{baseline}/{k}": float(v) for k, v in summary.items()})
+            log.info("%s vs %s: win rate %.3f (%s)", name, baseline, summary["win_rate"], summary)
 
 
 def write_outputs(results, out: Path, *, title: str, judge: str, n_questions: int) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     radar_chart(results, out / "radar.png", title=title)
-    notes = _oracle_notes(results)
+    notes = _oracle_notes(results) + _pairwise_notes(results)
     (out / "report.md").write_text(markdown_report(results, title=title, judge=judge, n_questions=n_questions,
                                                    chart="radar.png", notes=notes), encoding="utf-8")
 
@@ -99,6 +133,21 @@ def _oracle_notes(results) -> list[str]:
              "|---|" + "---:|" * len(order)]
     for a in attrs:
         lines.append(f"| {a} | " + " | ".join(f"{results[m].get('oracle/' + a, float('nan')):.2f}" for m in order) + " |")
+    return lines
+
+
+def _pairwise_notes(results) -> list[str]:
+    keys = sorted({k for r in results.values() for k in r if k.startswith("pairwise/") and k.endswith("/win_rate")})
+    lines = []
+    for key in keys:
+        base = key.split("/")[1]
+        lines += ["", f"## Pairwise against {base} (per turn; position swapped for LLM judges)", "",
+                  "| model | win | loss | tie | win rate |", "|---|---:|---:|---:|---:|"]
+        for m in ranking(results):
+            r = results[m]
+            if key in r:
+                p = f"pairwise/{base}/"
+                lines.append(f"| {m} | {r[p + 'win']:.0f} | {r[p + 'loss']:.0f} | {r[p + 'tie']:.0f} | {r[key]:.3f} |")
     return lines
 
 

@@ -55,8 +55,8 @@ def markdown_report(results: dict[str, dict[str, float]], *, title: str, judge: 
         v = results[m].get(key)
         return "-" if v is None else f"{v:.2f}"
 
-    lines = [f"# {title}", "", f"Judge: `{judge}`. Questions: {n_questions}. Scale 1..10; "
-             "unparseable judgements are dropped.", "", "## Ranking", ""]
+    header = f"Judge: `{judge}`. Questions: {n_questions}. Scale 1..10; unparseable judgements are dropped."
+    lines = [f"# {title}", "", header, "", "## Ranking", ""]
     lines += [f"{k + 1}. **{m}**: {cell(m, 'mtbench/score')}" for k, m in enumerate(order)]
     lines += ["", "## Scores", "", "| | " + " | ".join(order) + " |", "|---|" + "---:|" * len(order)]
     rows = [("overall", "mtbench/score"), ("turn 1", "mtbench/turn1"), ("turn 2", "mtbench/turn2")]

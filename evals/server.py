@@ -32,14 +32,13 @@ class LocalModelBackend:
         self.model, self.tokenizer, self.name, self.seed = model, tokenizer, name, seed
 
     @classmethod
-    def load(cls, path: str, name: str | None = None) -> "LocalModelBackend":
-        from pathlib import Path
-
+    def load(cls, path: str, name: str | None = None) -> LocalModelBackend:
         from align.config.model_spec import ModelSpec
         from align.models import load_model
+        from evals.answers import model_label
 
         model, tok = load_model(ModelSpec(path=path))
-        return cls(model, tok, name or Path(path).name)
+        return cls(model, tok, name or model_label(path))
 
     def reply(self, messages, *, max_tokens, temperature, top_p, n):
         from align.generation import SamplingConfig, generate
@@ -65,7 +64,7 @@ class ScriptedBackend:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: "ChatServer"
+    server: ChatServer
 
     def log_message(self, fmt, *args):  # route through logging, quietly
         log.debug("serve: " + fmt, *args)
@@ -118,8 +117,7 @@ class _Handler(BaseHTTPRequestHandler):
             "model": backend.name,
             "choices": [{"index": k, "message": {"role": "assistant", "content": t}, "finish_reason": "stop"}
                         for k, t in enumerate(texts)],
-            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-        })
+        })  # no "usage": it is optional in the API and we do not count tokens
 
 
 class ChatServer(ThreadingHTTPServer):

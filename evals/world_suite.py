@@ -34,6 +34,20 @@ def _turn2(task1: T.Task, rng: random.Random) -> str:
     return T.sample_turn(rng.choice(T.TASK_KINDS), rng)
 
 
+def _fresh_turn(kind: str, rng: random.Random, seen: set[str], exclude: set[str]) -> str:
+    """A turn-1 text new to the suite, and outside `exclude` when the kind has room.
+
+    Small kinds (copy, count: ~100 distinct texts) may be exhausted by the training
+    prompts; then only uniqueness within the suite is kept (turn 2 still varies).
+    """
+    for tries, avoid in ((300, exclude), (3000, set())):
+        for _ in range(tries):
+            text = T.sample_turn(kind, rng)
+            if text not in seen and text not in avoid:
+                return text
+    raise ValueError(f"cannot find a new {kind!r} question: lower per_category")
+
+
 def make_world_suite(per_category: int = 10, seed: int = 0, exclude: set[str] | None = None) -> list[Question]:
     """`per_category` two-turn questions for each world task kind, with oracle-checked references.
 
@@ -45,10 +59,7 @@ def make_world_suite(per_category: int = 10, seed: int = 0, exclude: set[str] | 
     for kind in T.TASK_KINDS:
         seen: set[str] = set()
         for _ in range(per_category):
-            for _attempt in range(1000):
-                user1 = T.sample_turn(kind, rng)
-                if user1 not in seen and user1 not in exclude:
-                    break
+            user1 = _fresh_turn(kind, rng, seen, exclude)
             seen.add(user1)
             task1 = T.parse_turn(user1)
             ref1 = reference_text(task1)

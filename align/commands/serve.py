@@ -1,0 +1,39 @@
+"""`align serve MODEL_DIR`: an OpenAI-compatible chat-completions server for a trained model."""
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "serve", help="serve a model over an OpenAI-compatible /v1/chat/completions",
+        description="Serve MODEL (a model dir, hub id or .gguf) at http://HOST:PORT/v1 "
+                    "(POST /v1/chat/completions, GET /v1/models). No streaming; one generation at a time.\n\n"
+                    "example:\n  align serve runs/quickstart/sft/model --port 8000\n"
+                    "  curl http://127.0.0.1:8000/v1/chat/completions -d "
+                    "'{\"model\": \"sft\", \"messages\": [{\"role\": \"user\", \"content\": \"Add 2 and 3.\"}]}'",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", help="model directory, hub id or .gguf file")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (0: any free port)")
+    p.add_argument("--name", help="model name reported by /v1/models (default: the directory name)")
+    p.add_argument("--max-tokens", type=int, default=512, help="cap on max_tokens per request")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import logging
+
+    from evals.server import ChatServer, LocalModelBackend
+
+    backend = LocalModelBackend.load(args.model, args.name)
+    server = ChatServer(backend, args.host, args.port, max_tokens=args.max_tokens)
+    logging.getLogger("align").info("serving %s at %s", backend.name, server.base_url)
+    print(f"serving {backend.name} at {server.base_url}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
