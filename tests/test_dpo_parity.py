@@ -42,13 +42,14 @@ def _our_step(model, tok, pairs, root):
 
 def _trl_step(model, tok, pairs, root):
     from datasets import Dataset
-    from trl import DPOConfig, DPOTrainer as TRLDPOTrainer
+    from trl import DPOConfig
+    from trl import DPOTrainer as TRLDPOTrainer
 
     rows = [{"prompt": p.messages, "chosen": [{"role": "assistant", "content": p.chosen}],
              "rejected": [{"role": "assistant", "content": p.rejected}]} for p in pairs]
     args = DPOConfig(output_dir=str(root / "trl"), per_device_train_batch_size=BATCH, max_steps=1, learning_rate=LR,
                      optim="sgd", lr_scheduler_type="constant", max_grad_norm=0.0, beta=BETA, report_to=[],
-                     use_cpu=True, logging_steps=1, save_strategy="no", weight_decay=0.0, warmup_steps=0,
+                     use_cpu=True, bf16=False, logging_steps=1, save_strategy="no", weight_decay=0.0, warmup_steps=0,
                      dataloader_drop_last=False)
     trainer = TRLDPOTrainer(model=model, ref_model=copy.deepcopy(model), args=args,
                             train_dataset=Dataset.from_list(rows), processing_class=tok)

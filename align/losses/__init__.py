@@ -4,12 +4,27 @@ Trainers call these from their public `compute_loss`; a new algorithm reuses the
 """
 from align.losses.dpo import dpo_loss, preference_logits
 from align.losses.ppo import (
-    AdaptiveKLController, FixedKLController, clipped_policy_loss, clipped_value_loss, entropy_from_logits,
-    gae, kl_estimate, masked_mean, masked_whiten,
+    AdaptiveKLController,
+    FixedKLController,
+    clipped_policy_loss,
+    clipped_value_loss,
+    entropy_from_logits,
+    gae,
+    kl_estimate,
+    masked_mean,
+    masked_whiten,
 )
 
 __all__ = [
-    "dpo_loss", "preference_logits",
-    "AdaptiveKLController", "FixedKLController", "clipped_policy_loss", "clipped_value_loss",
-    "entropy_from_logits", "gae", "kl_estimate", "masked_mean", "masked_whiten",
+    "AdaptiveKLController",
+    "FixedKLController",
+    "clipped_policy_loss",
+    "clipped_value_loss",
+    "dpo_loss",
+    "entropy_from_logits",
+    "gae",
+    "kl_estimate",
+    "masked_mean",
+    "masked_whiten",
+    "preference_logits",
 ]

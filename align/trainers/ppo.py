@@ -15,8 +15,9 @@ import copy
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -25,8 +26,15 @@ from align.chat import render
 from align.config.base import TrainConfig
 from align.errors import TrainingError
 from align.losses import (
-    AdaptiveKLController, FixedKLController, clipped_policy_loss, clipped_value_loss, entropy_from_logits, gae,
-    kl_estimate, masked_mean, masked_whiten,
+    AdaptiveKLController,
+    FixedKLController,
+    clipped_policy_loss,
+    clipped_value_loss,
+    entropy_from_logits,
+    gae,
+    kl_estimate,
+    masked_mean,
+    masked_whiten,
 )
 from align.trainers.base import BaseTrainer
 from align.trainers.dpo import reference_context, token_logps

@@ -1,0 +1,209 @@
+"""Stage `kind: dpo`: DPO on pairs from ratings, from a preference set, or from reward-ranked
+samples of the policy itself (iterative DPO), SPEC.md section 5."""
+from __future__ import annotations
+
+import copy
+import logging
+import shutil
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from align.config.base import OracleEvalConfig, Ref, StrictModel, TrainConfig
+from align.config.model_spec import ModelSpec
+from align.stages.base import Stage, StageConfig, register_stage
+from align.stages.ppo import RewardSpec, build_reward
+
+log = logging.getLogger("align")
+
+
+class PairsSpec(StrictModel):
+    """Where preference pairs come from."""
+
+    source: Literal["ratings", "preference", "policy"] = Field(
+        "ratings", description="ratings: HelpSteer2 rows (higher attribute = chosen); preference: chosen/rejected "
+                               "or HelpSteer2-Preference rows; policy: iterative DPO on the policy's own samples.")
+    data: Annotated[str, Ref()] = Field(
+        description="ratings: HelpSteer2 rows (world.helpsteer_train); preference: pairs (world.preference); "
+                    "policy: prompts (world.prompts_train). A stage output, file, dir or hub id.")
+    split: str | None = Field(None, description="Split of a hub dataset or DatasetDict dir.")
+    attribute: str = Field("helpfulness", description="ratings: the attribute that decides chosen vs rejected.")
+    max_pairs: int | None = Field(None, ge=1, description="ratings/preference: use at most this many pairs.")
+    rounds: int = Field(2, ge=1, description="policy: sampling + training rounds.")
+    prompts_per_round: int = Field(128, ge=1, description="policy: prompts sampled per round.")
+    samples_per_prompt: int = Field(4, ge=2, description="policy: responses per prompt; best vs worst by the reward.")
+    temperature: float = Field(0.7, gt=0, description="policy: sampling temperature (SPEC: 0.7).")
+    top_p: float = Field(0.9, gt=0, le=1, description="policy: nucleus sampling (SPEC: 0.9).")
+    max_new_tokens: int = Field(48, ge=1, description="policy: tokens per sampled response.")
+
+
+class DPOConfig(StageConfig):
+    """Direct preference optimisation against the starting model as a frozen reference."""
+
+    kind: Literal["dpo"] = "dpo"
+    model: ModelSpec = Field(description="Policy to start from; it is also the reference (with LoRA: the base model).")
+    pairs: PairsSpec = Field(description="Preference pairs.")
+    reward: RewardSpec | None = Field(None, description="Reward function: ranks samples (source: policy) and is "
+                                                        "reported on held-out samples.")
+    beta: float = Field(0.1, gt=0, description="DPO beta (SPEC paper recipe: 1e-3 at 70B scale).")
+    loss_type: Literal["sigmoid", "ipo", "margin", "scaled"] = Field(
+        "sigmoid", description="sigmoid (DPO), ipo, or margin / scaled by the pair's preference strength.")
+    label_smoothing: float = Field(0.0, ge=0, lt=0.5, description="Label smoothing of the sigmoid loss (cDPO).")
+    train: TrainConfig = Field(default_factory=lambda: TrainConfig(lr=1e-5), description="Optimisation settings.")
+    oracle_eval: OracleEvalConfig | None = Field(None, description="World-oracle scores before and after training.")
+    eval_samples: int = Field(64, ge=0, description="Held-out prompts sampled for reward / KL / length metrics (0: off).")
+
+    @model_validator(mode="after")
+    def _reward_for_policy(self) -> DPOConfig:
+        if self.pairs.source == "policy" and self.reward is None:
+            raise ValueError("pairs.source: policy ranks samples with a reward: set reward (model: rm or oracle: ...)")
+        return self
+
+
+# ---- shared with the PPO stage: sampled-response metrics ------------------------------------
+def reference_for_eval(model, ref_model=None):
+    """A frozen reference for KL metrics: the given one, None for peft (adapter disabled), else a copy."""
+    if ref_model is not None or hasattr(model, "disable_adapter"):
+        return ref_model
+    ref = copy.deepcopy(model).eval()
+    ref.requires_grad_(False)
+    return ref
+
+
+def policy_sample_metrics(model, ref_model, tokenizer, config, ctx, reward_fn, when: str) -> dict[str, float]:
+    """Reward, KL(policy || reference) and length of one sampled (T=1) response per held-out prompt.
+
+    KL is the sequence-level k1 estimate (sum over tokens of log pi - log ref), unbiased for
+    samples of pi. Prompts are the oracle_eval prompts; empty when either is off.
+    """
+    import torch
+
+    from align.data import load_prompts
+    from align.trainers.dpo import reference_context, token_logps
+    from align.trainers.ppo import _positions, sample_responses
+
+    if config.oracle_eval is None or config.eval_samples == 0:
+        return {}
+    prompts = load_prompts(ctx.resolve(config.oracle_eval.prompts, "prompts_test"))[: config.eval_samples]
+    batch, texts, _ = sample_responses(model, tokenizer, prompts, max_new_tokens=config.oracle_eval.max_new_tokens,
+                                       seed=ctx.seed + 7)
+    P, mask = batch["prompt_len"], batch["response_mask"]
+
+    @torch.no_grad()
+    def logps(m):
+        was = m.training
+        m.eval()
+        out = m(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                position_ids=_positions(batch["attention_mask"]), use_cache=False)
+        m.train(was)
+        return (token_logps(out.logits[:, P - 1 :], batch["input_ids"][:, P - 1 :]) * mask).sum(1)
+
+    policy = logps(model)
+    if ref_model is None:
+        with reference_context(model):
+            ref = logps(model)
+    else:
+        ref = logps(ref_model.to(policy.device))
+    out = {f"kl/{when}": (policy - ref).mean().item(), f"response_length/{when}": mask.sum(1).mean().item()}
+    if reward_fn is not None:
+        scores = reward_fn(prompts, texts)
+        out[f"reward/{when}"] = float(sum(scores) / len(scores))
+    log.info("samples %s: %s", when, "  ".join(f"{k}={v:.3f}" for k, v in out.items()))
+    return out
+
+
+# ---- pairs ---------------------------------------------------------------------------------
+def static_pairs(spec: PairsSpec, ctx):
+    from align.data import load_helpsteer, load_preference_pairs, pairs_from_ratings
+
+    source = ctx.resolve(spec.data, "helpsteer_train" if spec.source == "ratings" else "preference")
+    if spec.source == "ratings":
+        pairs = pairs_from_ratings(load_helpsteer(source, spec.split), spec.attribute)
+    else:
+        pairs = load_preference_pairs(source, spec.split)
+    return pairs[: spec.max_pairs]
+
+
+def policy_pairs(model, tokenizer, prompts, spec: PairsSpec, reward_fn, seed: int):
+    """Iterative DPO pairs: n samples per prompt, best vs worst by the reward (ties dropped).
+    Strength = the reward gap (used by the margin and scaled losses)."""
+    from align.data import PreferencePair, flatten_messages
+    from align.generation import SamplingConfig, generate
+
+    sampling = SamplingConfig(max_new_tokens=spec.max_new_tokens, temperature=spec.temperature, top_p=spec.top_p,
+                              n=spec.samples_per_prompt, batch_size=32)
+    samples = generate(model, tokenizer, prompts, sampling, seed=seed)
+    flat_p = [p for p, s in zip(prompts, samples) for _ in s]
+    flat_r = [r for s in samples for r in s]
+    scores = reward_fn(flat_p, flat_r)
+    pairs, k = [], 0
+    for p, s in zip(prompts, samples):
+        sc = scores[k : k + len(s)]
+        k += len(s)
+        best = max(range(len(s)), key=sc.__getitem__)
+        worst = min(range(len(s)), key=sc.__getitem__)
+        if sc[best] > sc[worst] and s[best] != s[worst]:
+            pairs.append(PreferencePair(flatten_messages(p), p, s[best], s[worst], float(sc[best] - sc[worst])))
+    return pairs, float(sum(scores) / max(len(scores), 1))
+
+
+@register_stage
+class DPOStage(Stage):
+    """DPO / IPO / margin / scaled on static pairs, or iterative DPO on RM-ranked policy samples."""
+
+    kind = "dpo"
+    Config = DPOConfig
+    produces_model = True
+
+    def run(self, config: DPOConfig, ctx) -> dict:
+        import random
+
+        from transformers import set_seed
+
+        from align.data import load_prompts
+        from align.models import load_model, save_model
+        from align.stages.sft import run_oracle_eval
+        from align.trainers.dpo import DPOTrainer, tokenize_pair
+
+        set_seed(ctx.seed)
+        model, tokenizer = load_model(ctx.resolve_model(config.model), seed=ctx.seed)
+        reward_fn = build_reward(config.reward, ctx) if config.reward is not None else None
+        ref = reference_for_eval(model)
+        metrics: dict = {}
+        metrics.update(run_oracle_eval(model, tokenizer, config.oracle_eval, ctx, "before"))
+        metrics.update(policy_sample_metrics(model, ref, tokenizer, config, ctx, reward_fn, "before"))
+        spec = config.pairs
+        if spec.source == "policy":
+            prompts = load_prompts(ctx.resolve(spec.data, "prompts_train"), spec.split)
+            random.Random(ctx.seed).shuffle(prompts)
+            rounds = spec.rounds
+        else:
+            pairs, rounds = static_pairs(spec, ctx), 1
+        for r in range(rounds):
+            if spec.source == "policy":
+                chunk = [prompts[(r * spec.prompts_per_round + i) % len(prompts)] for i in range(spec.prompts_per_round)]
+                pairs, mean_reward = policy_pairs(model, tokenizer, chunk, spec, reward_fn, ctx.seed + r)
+                metrics[f"round{r}/sample_reward"] = mean_reward
+                metrics[f"round{r}/pairs"] = float(len(pairs))
+                log.info("round %d: %d pairs from %d prompts, mean sample reward %.3f", r, len(pairs), len(chunk),
+                         mean_reward)
+            examples = [e for p in pairs if (e := tokenize_pair(tokenizer, p.messages, p.chosen, p.rejected,
+                                                                 p.strength, config.train.max_length)) is not None]
+            metrics["data/pairs"] = metrics.get("data/pairs", 0.0) + len(examples)
+            if not examples and spec.source == "policy":
+                log.warning("round %d: every prompt's samples tied under the reward: no pairs, round skipped", r)
+                continue
+            # Reference = the policy at the start of this round (round 0: the starting model);
+            # with LoRA it is always the base model (adapter disabled).
+            trainer = DPOTrainer(model, tokenizer, config.train, ctx.work_dir / f"round{r}" if rounds > 1 else ctx.work_dir,
+                                 beta=config.beta, loss_type=config.loss_type, label_smoothing=config.label_smoothing,
+                                 seed=ctx.seed + r)
+            trainer.precompute_reference(examples)
+            metrics.update(trainer.train(examples))
+            model = trainer.unwrapped_model()
+            shutil.rmtree(trainer.checkpoint_dir, ignore_errors=True)
+        metrics.update(run_oracle_eval(model, tokenizer, config.oracle_eval, ctx, "after"))
+        metrics.update(policy_sample_metrics(model, ref, tokenizer, config, ctx, reward_fn, "after"))
+        save_model(model, tokenizer, ctx.work_dir / "model",
+                   merge_lora=config.model.lora is None or config.model.lora.merge_on_save)
+        return metrics

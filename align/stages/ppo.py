@@ -1,0 +1,148 @@
+"""Stage `kind: ppo`: actor-critic PPO against a reward function (SPEC.md section 5).
+
+Also home of the reward block shared with `kind: dpo` (iterative pairs): a reward is a
+trained reward model scalarised by a weights preset (`model: rm`), or the world oracle as
+a rule-based reward (`oracle: goodness`). Both are `rewards.interface.RewardFunction`s.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from align.config.base import OracleEvalConfig, Ref, StrictModel, TrainConfig
+from align.config.model_spec import ModelSpec
+from align.stages.base import Stage, StageConfig, register_stage
+
+log = logging.getLogger("align")
+
+
+class RewardSpec(StrictModel):
+    """Where the scalar reward comes from: exactly one of `model` (a reward model) or `oracle`."""
+
+    model: Annotated[str | None, Ref(output="model")] = Field(
+        None, description="Reward model: an earlier reward_model stage (e.g. rm) or a directory.")
+    weights: str | dict[str, float] = Field("goodness", description="Scalarisation: a preset name or {attribute: weight}.")
+    standardize: bool = Field(True, description="Standardise the RM score by its mean/std over the RM's training responses.")
+    oracle: str | dict[str, float] | None = Field(
+        None, description="Rule-based reward from the world oracle: 'goodness', an attribute name, or {attribute: weight}.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> RewardSpec:
+        if (self.model is None) == (self.oracle is None):
+            raise ValueError("give exactly one of model (a reward model) or oracle (the world's rule-based reward)")
+        return self
+
+
+class OracleReward:
+    """A rule-based RewardFunction: weighted world-oracle attributes (0 where the prompt is not a world task)."""
+
+    def __init__(self, weights: str | dict[str, float] = "goodness"):
+        from align.attributes import ATTRIBUTES
+
+        if isinstance(weights, str):
+            weights = ({"helpfulness": 0.65, "correctness": 0.8, "coherence": 0.45} if weights == "goodness"
+                       else {weights: 1.0})  # goodness: SPEC.md section 2
+        unknown = set(weights) - set(ATTRIBUTES)
+        if unknown:
+            raise ValueError(f"unknown oracle attributes {sorted(unknown)}; known: {', '.join(ATTRIBUTES)}")
+        self.weights = weights
+
+    def __call__(self, prompts: list[list[dict]], responses: list[str]) -> list[float]:
+        from align.data import flatten_messages
+        from align.world.oracle import annotate
+
+        out = []
+        for p, r in zip(prompts, responses):
+            labels = annotate(flatten_messages(p), r)
+            out.append(0.0 if labels is None else sum(w * labels[a] for a, w in self.weights.items()))
+        return out
+
+
+def build_reward(spec: RewardSpec, ctx):
+    """The RewardFunction a RewardSpec names."""
+    if spec.oracle is not None:
+        return OracleReward(spec.oracle)
+    from rewards.interface import RMReward
+
+    return RMReward(ctx.resolve(spec.model, "model"), weights=spec.weights, standardize=spec.standardize)
+
+
+class PPOConfig(StageConfig):
+    """PPO with a value head on the policy (or a separate critic), GAE and a KL penalty to the reference."""
+
+    kind: Literal["ppo"] = "ppo"
+    model: ModelSpec = Field(description="Policy to start from (also the frozen reference; with LoRA the base model).")
+    prompts: Annotated[str, Ref(output="prompts_train")] = Field(description="Rollout prompts: a stage output or file.")
+    max_prompts: int | None = Field(None, ge=1, description="Use at most this many prompts.")
+    reward: RewardSpec = Field(description="The reward function.")
+    steps: int = Field(20, ge=1, description="PPO steps (one rollout batch each).")
+    rollout_batch: int = Field(32, ge=1, description="Responses sampled per step.")
+    minibatch: int = Field(16, ge=1, description="Responses per optimizer step.")
+    ppo_epochs: int = Field(2, ge=1, description="Passes over each rollout batch.")
+    clip: float = Field(0.2, gt=0, description="Policy ratio clip.")
+    value_clip: float = Field(0.2, gt=0, description="Value clip around the rollout values.")
+    vf_coef: float = Field(0.1, ge=0, description="Weight of the value loss.")
+    gamma: float = Field(1.0, ge=0, le=1, description="Discount.")
+    lam: float = Field(0.95, ge=0, le=1, description="GAE lambda.")
+    kl_coef: float = Field(0.05, ge=0, description="KL penalty coefficient (initial value when adaptive).")
+    kl_estimator: Literal["k1", "k3"] = Field("k1", description="Per-token KL estimator in the reward.")
+    kl_target: float | None = Field(None, gt=0, description="Set for an adaptive coefficient (Ziegler et al.): target KL.")
+    kl_horizon: int = Field(10000, ge=1, description="Adaptive KL horizon (in samples).")
+    whiten_advantages: bool = Field(True, description="Whiten advantages per rollout batch.")
+    missing_eos_penalty: float = Field(1.0, ge=0, description="Subtracted from the score of a response without EOS.")
+    max_new_tokens: int = Field(48, ge=1, description="Tokens sampled per response.")
+    temperature: float = Field(1.0, gt=0, description="Sampling temperature of the rollouts.")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling of the rollouts.")
+    critic: Literal["shared", "separate"] = Field("shared", description="Value head on the policy, or a separate critic copy.")
+    train: TrainConfig = Field(default_factory=lambda: TrainConfig(lr=1e-5), description="Optimisation (lr, clipping, ...).")
+    oracle_eval: OracleEvalConfig | None = Field(None, description="World-oracle scores before and after training.")
+    eval_samples: int = Field(64, ge=0, description="Held-out prompts sampled for reward / KL / length metrics (0: off).")
+
+    @model_validator(mode="after")
+    def _batches(self) -> PPOConfig:
+        if self.rollout_batch % self.minibatch:
+            raise ValueError(f"rollout_batch {self.rollout_batch} must be a multiple of minibatch {self.minibatch}")
+        return self
+
+
+@register_stage
+class PPOStage(Stage):
+    """Actor-critic PPO on the reward function's scalar score."""
+
+    kind = "ppo"
+    Config = PPOConfig
+    produces_model = True
+
+    def run(self, config: PPOConfig, ctx) -> dict:
+        from transformers import set_seed
+
+        from align.data import load_prompts
+        from align.models import load_model, save_model
+        from align.stages.dpo import policy_sample_metrics, reference_for_eval
+        from align.stages.sft import run_oracle_eval
+        from align.trainers.ppo import PPOSettings, PPOTrainer
+
+        set_seed(ctx.seed)
+        model, tokenizer = load_model(ctx.resolve_model(config.model), seed=ctx.seed)
+        prompts = load_prompts(ctx.resolve(config.prompts, "prompts_train"))[: config.max_prompts]
+        reward_fn = build_reward(config.reward, ctx)
+        names = set(PPOSettings.__dataclass_fields__)
+        settings = PPOSettings(**{k: v for k, v in config.model_dump().items() if k in names})
+        trainer = PPOTrainer(model, tokenizer, reward_fn, config.train, ctx.work_dir, settings, seed=ctx.seed)
+        metrics: dict = {"data/prompts": float(len(prompts))}
+        ref = reference_for_eval(model, trainer.ref_model)
+        if trainer.is_main:
+            metrics.update(run_oracle_eval(model, tokenizer, config.oracle_eval, ctx, "before"))
+            metrics.update(policy_sample_metrics(model, ref, tokenizer, config, ctx, reward_fn, "before"))
+        metrics.update(trainer.train(prompts))
+        model = trainer.unwrapped_model()
+        if trainer.is_main:
+            metrics.update(run_oracle_eval(model, tokenizer, config.oracle_eval, ctx, "after"))
+            metrics.update(policy_sample_metrics(model, ref, tokenizer, config, ctx, reward_fn, "after"))
+            save_model(model, tokenizer, ctx.work_dir / "model",
+                       merge_lora=config.model.lora is None or config.model.lora.merge_on_save)
+            shutil.rmtree(trainer.checkpoint_dir, ignore_errors=True)
+        return metrics
