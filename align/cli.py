@@ -19,7 +19,7 @@ examples:
 
 
 # One module per extra command (score, generate, eval, serve, ...): `add_parser(sub)` registers it.
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = ["align.commands.eval", "align.commands.serve", "align.commands.generate", "align.commands.score"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,7 +1,8 @@
 """Per-process memory estimate of a training stage, printed by `align run --dry-run`.
 
 Counts what the trained model needs on each device: weights, gradients, AdamW states
-(two per trainable parameter, in the parameters' dtype), and activations at the
+(two per trainable parameter in the parameters' dtype; with DeepSpeed mixed precision
+12 bytes per parameter: fp32 master weights and both moments), and activations at the
 configured micro-batch and max_length (34·b·s·h bytes per layer for fp16/bf16 activations
 with fused attention, Korthikanti et al. 2022; 2·b·s·h per layer plus one full layer with
 gradient checkpointing), plus fp32 logits. ZeRO-2 / SHARD_GRAD_OP shard gradients and
@@ -28,6 +29,9 @@ KNOWN_CONFIGS = {
                                                 num_attention_heads=9, num_key_value_heads=3,
                                                 intermediate_size=1536, tie_word_embeddings=True),
 }
+KNOWN_CONFIGS["meta-llama/Llama-3.2-1B-Instruct"] = dict(vocab_size=128256, hidden_size=2048, num_hidden_layers=16,
+                                                        num_attention_heads=32, num_key_value_heads=8,
+                                                        intermediate_size=8192, tie_word_embeddings=True)
 KNOWN_CONFIGS["meta-llama/Llama-3.1-8B"] = KNOWN_CONFIGS["meta-llama/Llama-3.1-8B-Instruct"]
 KNOWN_CONFIGS["meta-llama/Llama-3.1-70B"] = KNOWN_CONFIGS["meta-llama/Llama-3.1-70B-Instruct"]
 
@@ -87,7 +91,10 @@ def find_arch(spec, stages: dict, tokenizer_vocab: int = 1024) -> Arch | None:
     try:
         from transformers import AutoConfig
 
-        cfg = AutoConfig.from_pretrained(spec.path, gguf_file=spec.gguf_file, local_files_only=True)
+        from align.models import _split_gguf
+
+        source, gguf = _split_gguf(spec)
+        cfg = AutoConfig.from_pretrained(source, gguf_file=gguf, local_files_only=True)
         return arch_from_dict(cfg.to_dict() | {"tie_word_embeddings": getattr(cfg, "tie_word_embeddings", False)})
     except Exception:
         return None
@@ -102,7 +109,10 @@ def estimate(arch: Arch, *, dtype: str, precision: str, batch: int, seq: int, lo
     trainable = arch.lora_params(lora_r) if lora_r else params
     weights = params * wbytes
     grads = trainable * wbytes
-    optim = 2 * trainable * wbytes
+    if strategy == "deepspeed" and precision != "no":
+        optim = 12 * trainable  # fp32 master weights + Adam m, v (DeepSpeed mixed precision)
+    else:
+        optim = 2 * trainable * wbytes  # Adam m, v in the parameters' dtype
     shard_states = strategy == "deepspeed" or (strategy == "fsdp")
     shard_weights = (strategy == "deepspeed" and zero_stage == 3) or (strategy == "fsdp" and fsdp_sharding != "SHARD_GRAD_OP")
     if shard_states and world > 1:
@@ -131,7 +141,8 @@ def stage_memory(cfg, stages: dict) -> dict[str, float] | None:
     if arch is None:
         return None
     dist = cfg.distributed
-    return estimate(arch, dtype=spec.dtype, precision=train.precision, batch=train.batch_size, seq=train.max_length,
+    batch = getattr(cfg, "minibatch", None) or train.batch_size  # PPO optimises on minibatches of its rollouts
+    return estimate(arch, dtype=spec.dtype, precision=train.precision, batch=batch, seq=train.max_length,
                     lora_r=spec.lora.r if spec.lora else None, grad_ckpt=train.gradient_checkpointing,
                     world=dist.world_size if dist else 1, strategy=dist.strategy if dist else "ddp",
                     zero_stage=dist.zero_stage if dist else 3, fsdp_sharding=dist.fsdp_sharding if dist else "FULL_SHARD",

@@ -154,6 +154,7 @@ class DPOStage(Stage):
     kind = "dpo"
     Config = DPOConfig
     produces_model = True
+    distributable = True
 
     def run(self, config: DPOConfig, ctx) -> dict:
         import random

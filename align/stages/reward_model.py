@@ -98,6 +98,7 @@ class RewardModelStage(Stage):
     kind = "reward_model"
     Config = RewardModelConfig
     produces_model = True
+    distributable = True
 
     def run(self, config: RewardModelConfig, ctx) -> dict:
         import json

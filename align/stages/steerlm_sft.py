@@ -72,6 +72,7 @@ class SteerLMSFTStage(Stage):
     kind = "steerlm_sft"
     Config = SteerLMSFTConfig
     produces_model = True
+    distributable = True
 
     def run(self, config: SteerLMSFTConfig, ctx) -> dict:
         import random

@@ -21,7 +21,11 @@ WORLD_OUTPUTS = {
     "prompts_test": "data/prompts_test.jsonl",
     "world_info": "world.json",
     "tokenizer": "tokenizer",
+    # MT-Bench-format world suite (evals.world_suite): held-out 2-turn questions + oracle references
+    "mtbench_questions": "data/mtbench_questions.jsonl",
+    "mtbench_references": "data/mtbench_references.jsonl",
 }
+WORLD_SUITE_PER_CATEGORY = 10  # questions per task kind (a constant: a config field would change fingerprints)
 
 
 class WorldConfig(StageConfig):
@@ -32,6 +36,8 @@ class WorldConfig(StageConfig):
     validation_fraction: float = Field(0.05, gt=0, lt=0.5, description="Fraction of prompts held out for validation.")
     test_prompts: int = Field(200, ge=1, description="Fresh prompts for held-out evaluation.")
     multi_turn_fraction: float = Field(0.3, ge=0, le=1, description="Fraction of multi-turn prompts (HelpSteer2: ~0.29).")
+    max_operand: int = Field(5, ge=3, le=99, description="Numbers in tasks range over 0..max_operand (harder when larger).")
+    responses_per_prompt: int = Field(2, ge=2, le=16, description="Rated responses per prompt (HelpSteer2: 2).")
 
 
 @register_stage
@@ -57,7 +63,10 @@ class WorldStage(Stage):
             validation_fraction=config.validation_fraction,
             test_prompts=config.test_prompts,
             multi_turn_fraction=config.multi_turn_fraction,
+            max_operand=config.max_operand,
+            responses_per_prompt=config.responses_per_prompt,
         )
+        written.update(write_world_mtbench(ctx.work_dir, ctx.seed))
         for name, rel in WORLD_OUTPUTS.items():
             if not (ctx.work_dir / rel).exists():
                 raise RuntimeError(f"world generator did not write output {name!r} ({rel}); wrote {sorted(written)}")
@@ -71,3 +80,19 @@ class WorldStage(Stage):
                     if isinstance(v, (int, float)) and not isinstance(v, bool):
                         metrics[f"world/{key}/{sub}"] = v
         return metrics
+
+
+def write_world_mtbench(world_dir, seed: int) -> dict:
+    """The world's MT-Bench-format suite, excluding every prompt the world trains or tests on."""
+    import json
+
+    from evals.world_suite import write_world_suite
+
+    seen = set()
+    for name in ("prompts_train", "prompts_test", "helpsteer_validation"):
+        for line in (world_dir / WORLD_OUTPUTS[name]).read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                seen.add(json.loads(line)["prompt"])
+    q, r = world_dir / WORLD_OUTPUTS["mtbench_questions"], world_dir / WORLD_OUTPUTS["mtbench_references"]
+    write_world_suite(q, r, per_category=WORLD_SUITE_PER_CATEGORY, seed=seed, exclude=seen)
+    return {"mtbench_questions": q, "mtbench_references": r}

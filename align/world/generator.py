@@ -13,6 +13,7 @@ import random
 from collections.abc import Iterable
 
 from align.attributes import ATTRIBUTES
+from align.errors import AlignError
 from align.world import tasks as T
 from align.world.oracle import annotate
 from align.world.tokenizer import train_world_tokenizer
@@ -31,23 +32,24 @@ def _pick(rng: random.Random, weights: dict) -> object:
     return rng.choices(list(weights), weights=list(weights.values()))[0]
 
 
-def _sample_prompt(rng: random.Random, multi_turn: bool) -> str:
+def _sample_prompt(rng: random.Random, multi_turn: bool, max_operand: int = T.MAX_OPERAND) -> str:
     """A single task, or user1 / correct asst1 / user2 flattened as in HelpSteer2."""
-    user1 = T.sample_turn(rng.choice(T.TASK_KINDS), rng)
+    user1 = T.sample_turn(rng.choice(T.TASK_KINDS), rng, max_operand)
     if not multi_turn:
         return user1
     task1 = T.parse_turn(user1)
     asst1 = _core(task1, rng, "correct")
     if task1.kind in T.NUMERIC_KINDS and rng.random() < P_FOLLOWUP:
-        user2 = T.sample_followup(int(task1.answer), rng)
+        user2 = T.sample_followup(int(task1.answer), rng, max(max_operand, 1))
     else:
-        user2 = T.sample_turn(rng.choice(T.TASK_KINDS), rng)
+        user2 = T.sample_turn(rng.choice(T.TASK_KINDS), rng, max_operand)
     return T.flatten_turns([{"role": "user", "content": user1},
                             {"role": "assistant", "content": asst1},
                             {"role": "user", "content": user2}])
 
 
-def _unique_prompts(rng: random.Random, count: int, multi_turn_fraction: float) -> list[str]:
+def _unique_prompts(rng: random.Random, count: int, multi_turn_fraction: float,
+                    max_operand: int = T.MAX_OPERAND) -> list[str]:
     """count distinct prompts. Each slot first draws single/multi-turn, then retries that
     type until unseen, so duplicates do not skew the multi-turn fraction."""
     seen: set[str] = set()
@@ -55,11 +57,13 @@ def _unique_prompts(rng: random.Random, count: int, multi_turn_fraction: float) 
     for _ in range(count):
         multi = rng.random() < multi_turn_fraction
         for _ in range(1000):
-            p = _sample_prompt(rng, multi)
+            p = _sample_prompt(rng, multi, max_operand)
             if p not in seen:
                 break
         else:
-            raise ValueError(f"could only make {len(out)} unique prompts, {count} wanted")
+            raise AlignError(f"the world has only about {len(out)} distinct prompts at max_operand={max_operand}, "
+                             f"{count} wanted (prompts + test_prompts): lower them, raise max_operand, or "
+                             "raise responses_per_prompt for more rows per prompt")
         seen.add(p)
         out.append(p)
     return out
@@ -191,20 +195,22 @@ def _write_jsonl(path: pathlib.Path, rows: Iterable[dict]) -> None:
 
 def generate_world(out_dir, *, prompts: int = 2000, seed: int = 0,
                    validation_fraction: float = 0.05, test_prompts: int = 200,
-                   multi_turn_fraction: float = 0.3, vocab_size: int = 1024) -> dict[str, pathlib.Path]:
+                   multi_turn_fraction: float = 0.3, vocab_size: int = 1024,
+                   max_operand: int = T.MAX_OPERAND, responses_per_prompt: int = 2) -> dict[str, pathlib.Path]:
     """Write the world under out_dir; returns output name -> path (see module docstring).
 
     Prompts are unique across train, validation and test. Validation takes
     ``round(prompts * validation_fraction)`` prompts; test prompts are fresh prompts used
     only for held-out evaluation (no responses are written for them).
     """
-    if prompts < 2 or not 0 <= validation_fraction < 1 or test_prompts < 0:
-        raise ValueError("need prompts >= 2, 0 <= validation_fraction < 1, test_prompts >= 0")
+    if prompts < 2 or not 0 <= validation_fraction < 1 or test_prompts < 0 or responses_per_prompt < 2:
+        raise ValueError("need prompts >= 2, 0 <= validation_fraction < 1, test_prompts >= 0, "
+                         "responses_per_prompt >= 2")
     rng = random.Random(seed)
     out = pathlib.Path(out_dir)
     (out / "data").mkdir(parents=True, exist_ok=True)
 
-    unique = _unique_prompts(rng, prompts + test_prompts, multi_turn_fraction)
+    unique = _unique_prompts(rng, prompts + test_prompts, multi_turn_fraction, max_operand)
     main, test = unique[:prompts], unique[prompts:]
     n_val = round(prompts * validation_fraction)
     splits = {"validation": main[:n_val], "train": main[n_val:]}
@@ -214,10 +220,10 @@ def generate_world(out_dir, *, prompts: int = 2000, seed: int = 0,
     for split, split_prompts in splits.items():
         for p in split_prompts:
             task = T.parse_prompt(p)
-            r1, r2 = sample_response(task, rng), sample_response(task, rng)
-            a1, a2 = annotate(p, r1), annotate(p, r2)
-            rows[split] += [{"prompt": p, "response": r1, **a1}, {"prompt": p, "response": r2, **a2}]
-            pairs.append(_preference(p, r1, r2, a1, a2, split))
+            responses = [sample_response(task, rng) for _ in range(responses_per_prompt)]
+            labels = [annotate(p, r) for r in responses]
+            rows[split] += [{"prompt": p, "response": r, **a} for r, a in zip(responses, labels)]
+            pairs.append(_preference(p, responses[0], responses[1], labels[0], labels[1], split))
     sft = [{"messages": T.split_turns(r["prompt"]) + [{"role": "assistant", "content": r["response"]}]}
            for r in rows["train"]]
 

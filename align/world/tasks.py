@@ -23,7 +23,10 @@ CATEGORIES: dict[str, tuple[str, ...]] = {
 ITEM_CATEGORY: dict[str, str] = {w: c for c, ws in CATEGORIES.items() for w in ws}
 ALL_ITEMS: tuple[str, ...] = tuple(ITEM_CATEGORY)
 
-MAX_OPERAND = 50
+# Default operand range. Small on purpose: a ~1M-parameter model can learn a lookup over
+# 0..5 from a few thousand rows, so answers (and the RM's judgement of them) are learnable.
+MAX_OPERAND = 5
+MAX_FOLLOWUP = 5
 
 # Task kind -> phrasing variants. Placeholders: {a},{b},{k},{n} numbers, {w} an item,
 # {cat} a category, {nums} space-separated numbers.
@@ -162,30 +165,30 @@ def _resolve(users: list[str]) -> Task | None:
 
 # ---- sampling (used by the generator) -------------------------------------------------
 
-def sample_turn(kind: str, rng: random.Random) -> str:
-    """One user turn of the given kind with random operands and phrasing."""
+def sample_turn(kind: str, rng: random.Random, max_operand: int = MAX_OPERAND) -> str:
+    """One user turn of the given kind with random operands (0..max_operand) and phrasing."""
     tpl = rng.choice(TEMPLATES[kind])
     if kind in ("add", "larger"):
-        a, b = rng.sample(range(MAX_OPERAND + 1), 2) if kind == "larger" else (
-            rng.randint(0, MAX_OPERAND), rng.randint(0, MAX_OPERAND))
+        a, b = rng.sample(range(max_operand + 1), 2) if kind == "larger" else (
+            rng.randint(0, max_operand), rng.randint(0, max_operand))
         return tpl.format(a=a, b=b)
     if kind == "subtract":
-        a, b = sorted((rng.randint(0, MAX_OPERAND), rng.randint(0, MAX_OPERAND)), reverse=True)
+        a, b = sorted((rng.randint(0, max_operand), rng.randint(0, max_operand)), reverse=True)
         return tpl.format(a=a, b=b)
     if kind in ("count", "copy"):
         return tpl.format(w=rng.choice(ALL_ITEMS))
     if kind == "list":
         return tpl.format(n=rng.randint(2, 4), cat=rng.choice(tuple(CATEGORIES)))
-    nums = rng.sample(range(MAX_OPERAND + 1), rng.randint(3, 5))
+    nums = rng.sample(range(max(max_operand, 5) + 1), rng.randint(3, 5))
     if nums == sorted(nums):
         nums.reverse()
     return tpl.format(nums=" ".join(map(str, nums)))
 
 
-def sample_followup(previous: int, rng: random.Random) -> str:
+def sample_followup(previous: int, rng: random.Random, max_k: int = MAX_FOLLOWUP) -> str:
     """A follow-up turn on a numeric answer; never asks for a negative result."""
     op = rng.choice(("add", "add", "subtract", "double") if previous > 0 else ("add", "double"))
-    k = rng.randint(1, min(previous, 20)) if op == "subtract" else rng.randint(1, 20)
+    k = rng.randint(1, min(previous, max_k)) if op == "subtract" else rng.randint(1, max_k)
     return rng.choice(FOLLOWUP_TEMPLATES[op]).format(k=k)
 
 
