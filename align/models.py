@@ -95,12 +95,22 @@ def load_model(spec: ModelSpec, tokenizer=None, *, seed: int = 0):
             )
         except (OSError, ValueError) as exc:
             raise AlignError(f"cannot load model from {source!r}{f' ({gguf})' if gguf else ''}: {exc}") from exc
+        if gguf:
+            _forget_gguf_quantization(model)
     _align_special_tokens(model, tokenizer)
     if spec.device == "cuda" and not torch.cuda.is_available():
         raise AlignError("model.device is 'cuda' but no CUDA device is available (use 'auto' or 'cpu')")
     if spec.lora is not None:
         model = apply_lora(model, spec.lora)
     return model, tokenizer
+
+
+def _forget_gguf_quantization(model) -> None:
+    """GGUF weights arrive dequantised (plain tensors); drop the quantizer so the model trains and saves
+    as an ordinary Hugging Face checkpoint (transformers refuses to save a model it thinks is quantized)."""
+    model.hf_quantizer = None
+    if getattr(model.config, "quantization_config", None) is not None:
+        del model.config.quantization_config
 
 
 def _align_special_tokens(model, tokenizer) -> None:

@@ -62,3 +62,34 @@ def test_two_processes_match_one(tmp_path, world_dir):
     assert m1["train/steps"] == m2["train/steps"] == 5
     manifest = json.loads((tmp_path / "two" / "manifest.json").read_text())
     assert manifest["stages"][0]["status"] == "done"
+
+
+def test_every_distributable_stage_runs_on_two_processes(tmp_path):
+    """reward_model, steerlm_sft and dpo under a recipe-wide `distributed` default (2 gloo processes)."""
+    import yaml
+
+    from align.stages import STAGE_KINDS
+
+    tiny = dict(TINY)
+    train = {"max_steps": 3, "lr": 1e-3, "batch_size": 4, "max_length": 128, "save_every": 0}
+    stages = [
+        {"name": "world", "kind": "world", "prompts": 200, "test_prompts": 20},
+        {"name": "sft", "kind": "sft", "model": {"tiny": tiny, "tokenizer": "world.tokenizer"}, "data": "world.sft",
+         "train": train},
+        {"name": "rm", "kind": "reward_model", "model": {"from": "sft"}, "data": "world.helpsteer_train",
+         "validation": "world.helpsteer_validation", "train": {**train, "eval_every": 2}},
+        {"name": "steerlm1", "kind": "steerlm_sft", "model": {"from": "sft"}, "data": "world.helpsteer_train",
+         "train": train},
+        {"name": "dpo", "kind": "dpo", "model": {"from": "sft"},
+         "pairs": {"source": "ratings", "data": "world.helpsteer_train", "max_pairs": 32}, "train": train},
+    ]
+    assert {s["kind"] for s in stages[1:]} == {k for k, c in STAGE_KINDS.items() if c.distributable}
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump({"run_dir": str(tmp_path / "run"), "seed": 0, "stages": stages,
+                                    "distributed": {"num_processes": 2, "launcher": "torchrun", "cpu": True}}))
+    recipe = load_recipe(path)
+    assert all(s.distributed.world_size == 2 for s in recipe.stages[1:]) and recipe.stages[0].distributed is None
+    Runner(recipe).run()
+    for name in ("sft", "rm", "steerlm1", "dpo"):
+        assert (tmp_path / "run" / name / "model" / "model.safetensors").is_file(), name
+        assert json.loads((tmp_path / "run" / name / "metrics.json").read_text())["train/steps"] == 3, name

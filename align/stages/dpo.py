@@ -171,8 +171,12 @@ class DPOStage(Stage):
         reward_fn = build_reward(config.reward, ctx) if config.reward is not None else None
         ref = reference_for_eval(model)
         metrics: dict = {}
-        metrics.update(run_oracle_eval(model, tokenizer, config.oracle_eval, ctx, "before"))
-        metrics.update(policy_sample_metrics(model, ref, tokenizer, config, ctx, reward_fn, "before"))
+        from align.distributed import process_state
+
+        state = process_state()  # evaluations and saving happen once, on the main process
+        if state.is_main_process:
+            metrics.update(run_oracle_eval(model, tokenizer, config.oracle_eval, ctx, "before"))
+            metrics.update(policy_sample_metrics(model, ref, tokenizer, config, ctx, reward_fn, "before"))
         spec = config.pairs
         if spec.source == "policy":
             prompts = load_prompts(ctx.resolve(spec.data, "prompts_train"), spec.split)
@@ -202,9 +206,12 @@ class DPOStage(Stage):
             trainer.precompute_reference(examples)
             metrics.update(trainer.train(examples))
             model = trainer.unwrapped_model()
-            shutil.rmtree(trainer.checkpoint_dir, ignore_errors=True)
-        metrics.update(run_oracle_eval(model, tokenizer, config.oracle_eval, ctx, "after"))
-        metrics.update(policy_sample_metrics(model, ref, tokenizer, config, ctx, reward_fn, "after"))
-        save_model(model, tokenizer, ctx.work_dir / "model",
-                   merge_lora=config.model.lora is None or config.model.lora.merge_on_save)
+            if trainer.is_main:
+                shutil.rmtree(trainer.checkpoint_dir, ignore_errors=True)
+        if state.is_main_process:
+            metrics.update(run_oracle_eval(model, tokenizer, config.oracle_eval, ctx, "after"))
+            metrics.update(policy_sample_metrics(model, ref, tokenizer, config, ctx, reward_fn, "after"))
+            save_model(model, tokenizer, ctx.work_dir / "model",
+                       merge_lora=config.model.lora is None or config.model.lora.merge_on_save)
+        state.wait_for_everyone()
         return metrics
