@@ -37,6 +37,7 @@ from align.losses import (
     masked_whiten,
 )
 from align.trainers.base import BaseTrainer
+from align.trainers.checkpoints import load_latest_checkpoint, save_checkpoint
 from align.trainers.dpo import reference_context, token_logps
 
 log = logging.getLogger("align")
@@ -193,25 +194,55 @@ class PPOTrainer(BaseTrainer):
         return torch.optim.AdamW(params, lr=self.config.lr, betas=tuple(self.config.adam_betas),
                                  weight_decay=self.config.weight_decay)
 
+    def _trained_modules(self) -> nn.ModuleDict:
+        """Everything PPO trains, as one module for checkpoints: policy, value head, separate critic."""
+        mods = {"policy": self.unwrapped_model(), "value_head": self.accelerator.unwrap_model(self.value_head)}
+        if self.critic is not None:
+            mods["critic"] = self.accelerator.unwrap_model(self.critic)
+        return nn.ModuleDict(mods)
+
+    def _save_ppo(self, optimizer, scheduler, order: list[int], g: torch.Generator) -> None:
+        """Checkpoint the step with its prompt order and generator, so a resumed run is exact."""
+        self.accelerator.wait_for_everyone()
+        if self.is_main:
+            state = {"global_step": self.global_step, "history": self.history, "kl_coef": self.kl_ctl.value,
+                     "order": order, "generator": g.get_state().tolist()}
+            save_checkpoint(self.checkpoint_dir, self.global_step, self._trained_modules(), optimizer, scheduler,
+                            state, keep=self.config.keep_checkpoints)
+        self.accelerator.wait_for_everyone()
+
     def train(self, prompts: list[list[dict]], eval_dataset=None) -> dict[str, float]:
-        """Run `settings.steps` PPO steps over `prompts` (cycled in a seeded order); return final metrics."""
+        """Run `settings.steps` PPO steps over `prompts` (cycled in a seeded order); return final metrics.
+
+        Checkpoints every `train.save_every` steps; an interrupted run resumes from the last one
+        and ends with the same weights as one never stopped.
+        """
         s, acc = self.s, self.accelerator
         if not prompts:
             raise TrainingError("PPO needs at least one prompt")
         optimizer = self._make_optimizer()
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)  # constant; kept for checkpoints
+        g = torch.Generator().manual_seed(self.seed)
+        order: list[int] = []
+        start_step = 0
+        state = load_latest_checkpoint(self.checkpoint_dir, self._trained_modules(), optimizer, scheduler)
+        if state:
+            start_step, order = state["global_step"], state["order"]
+            self.history = state["history"]
+            self.kl_ctl.value = state["kl_coef"]
+            g.set_state(torch.tensor(state["generator"], dtype=torch.uint8))
         self.model, self.value_head, optimizer = acc.prepare(self.model, self.value_head, optimizer)
         if self.ref_model is not None:
             self.ref_model.to(acc.device)
         if self.critic is not None:
             self.critic = acc.prepare(self.critic)
-        g = torch.Generator().manual_seed(self.seed)
-        order: list[int] = []
         t0 = time.time()
         self.model.train()
-        for step in range(s.steps):
+        for step in range(start_step, s.steps):
             while len(order) < s.rollout_batch:
                 order += torch.randperm(len(prompts), generator=g).tolist()
             idx, order = order[: s.rollout_batch], order[s.rollout_batch:]
+            self._reseed(step)
             roll = self.rollout([prompts[i] for i in idx], seed=self.seed * 1_000_003 + step)
             batch, window = roll["batch"], defaultdict(list)
             for epoch in range(s.ppo_epochs):
@@ -237,6 +268,8 @@ class PPOTrainer(BaseTrainer):
             if self.is_main and (self.global_step % self.config.log_every == 0 or self.global_step == s.steps):
                 log.info("ppo step %d  %s", self.global_step,
                          "  ".join(f"{k.split('/')[-1]}={v:.4g}" for k, v in row.items() if k != "step"))
+            if self.config.save_every and self.global_step % self.config.save_every == 0 and self.global_step < s.steps:
+                self._save_ppo(optimizer, scheduler, order, g)
         out = {"ppo/steps": float(s.steps), "ppo/seconds": time.time() - t0}
         first, last = self.history[0], self.history[-1]
         for k, v in last.items():
