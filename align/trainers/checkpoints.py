@@ -38,13 +38,18 @@ def save_checkpoint(root: Path, step: int, model, optimizer, scheduler, state: d
     save_model(model, str(tmp / "model.safetensors"))
     torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
     torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+    _commit(tmp, final, state, keep)
+    return final
+
+
+def _commit(tmp: Path, final: Path, state: dict, keep: int) -> None:
+    """Write the trainer state last, rename the checkpoint into place, prune old ones."""
     (tmp / "trainer_state.json").write_text(json.dumps(state, indent=2))
     if final.exists():
         shutil.rmtree(final)
     tmp.rename(final)
-    for old in list_checkpoints(root)[keep:]:
+    for old in list_checkpoints(final.parent)[keep:]:
         shutil.rmtree(old, ignore_errors=True)
-    return final
 
 
 def load_latest_checkpoint(root: Path, model, optimizer, scheduler) -> dict | None:
@@ -76,12 +81,7 @@ def save_sharded_checkpoint(accelerator, root: Path, step: int, state: dict, kee
     accelerator.save_state(str(tmp))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        (tmp / "trainer_state.json").write_text(json.dumps(state, indent=2))
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.rename(final)
-        for old in list_checkpoints(root)[keep:]:
-            shutil.rmtree(old, ignore_errors=True)
+        _commit(tmp, final, state, keep)
     accelerator.wait_for_everyone()
 
 
