@@ -1,9 +1,22 @@
-"""Batched sampling with the KV cache (transformers `generate`), prompts rendered by the chat template."""
+"""Batched sampling with the KV cache, prompts rendered by the chat template.
+
+Rows that finish leave the batch (align/decode.py); models whose cache cannot drop rows
+fall back to `transformers.generate`.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from align.chat import pad_batch, render
+from align.decode import decode_compacting
+
+
+def _eos_ids(model, tokenizer) -> list[int]:
+    """Every token that ends a response: the tokenizer's eos and the model's generation eos."""
+    ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
+    gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids.update([gen_eos] if isinstance(gen_eos, int) else list(gen_eos or []))
+    return sorted(ids)
 
 
 @dataclass
@@ -13,6 +26,7 @@ class SamplingConfig:
     top_p: float = 1.0
     n: int = 1
     batch_size: int = 32
+    compact: bool = True  # drop finished rows each step (False: transformers.generate)
 
 
 def generate(model, tokenizer, prompts: list[list[dict]], sampling: SamplingConfig | None = None,
@@ -38,6 +52,9 @@ def generate(model, tokenizer, prompts: list[list[dict]], sampling: SamplingConf
         gen_kwargs.update(do_sample=True, temperature=s.temperature, top_p=s.top_p)
     else:
         gen_kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+    eos_ids = _eos_ids(model, tokenizer)
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    compact = s.compact
     try:
         with torch.random.fork_rng(devices=[] if device.type == "cpu" else [device]):
             if seed is not None:
@@ -48,10 +65,20 @@ def generate(model, tokenizer, prompts: list[list[dict]], sampling: SamplingConf
                 mask = torch.zeros_like(ids)
                 for row, i in enumerate(batch):
                     mask[row, ids.shape[1] - len(encoded[i]):] = 1
-                with torch.no_grad():
-                    seqs = model.generate(input_ids=ids, attention_mask=mask, **gen_kwargs)
-                new = seqs[:, ids.shape[1]:]
-                decoded = tokenizer.batch_decode(new, skip_special_tokens=True)
+                new_rows = None
+                if compact:
+                    try:
+                        new_rows = decode_compacting(
+                            model, ids.repeat_interleave(s.n, 0), mask.repeat_interleave(s.n, 0),
+                            max_new_tokens=s.max_new_tokens, eos_ids=eos_ids, temperature=s.temperature,
+                            top_p=s.top_p, generator=generator)
+                    except TypeError:
+                        compact = False  # this model's cache cannot drop rows
+                if new_rows is None:
+                    with torch.no_grad():
+                        seqs = model.generate(input_ids=ids, attention_mask=mask, **gen_kwargs)
+                    new_rows = seqs[:, ids.shape[1]:].tolist()
+                decoded = tokenizer.batch_decode(new_rows, skip_special_tokens=True)
                 for row, text in enumerate(decoded):
                     out[batch[row // s.n]].append(text.strip())
     finally:
