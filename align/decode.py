@@ -38,7 +38,8 @@ def decode_compacting(model, input_ids: torch.Tensor, attention_mask: torch.Tens
     device = input_ids.device
     eos = torch.tensor(sorted(set(eos_ids)), device=device)
     positions = (attention_mask.cumsum(-1) - 1).clamp_min(0)
-    out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, use_cache=True)
+    out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, use_cache=True,
+                logits_to_keep=1)
     cache, logits = out.past_key_values, out.logits[:, -1]
     if not hasattr(cache, "batch_select_indices"):
         raise TypeError("model cache cannot drop rows")
@@ -58,6 +59,6 @@ def decode_compacting(model, input_ids: torch.Tensor, attention_mask: torch.Tens
             rows, tokens, mask = rows[keep], tokens[keep], mask[keep]
         mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=-1)
         out = model(input_ids=tokens[:, None], attention_mask=mask, position_ids=mask.sum(-1, keepdim=True) - 1,
-                    past_key_values=cache, use_cache=True)
+                    past_key_values=cache, use_cache=True, logits_to_keep=1)
         cache, logits = out.past_key_values, out.logits[:, -1]
     return results

@@ -36,7 +36,7 @@ def test_decode_drops_finished_rows_but_keeps_order():
     class Counter(torch.nn.Module):
         """A fake LM whose next token is (last token + 1); token 5 is EOS."""
 
-        def forward(self, input_ids, attention_mask, position_ids, past_key_values=None, use_cache=True):
+        def forward(self, input_ids, attention_mask, position_ids, past_key_values=None, use_cache=True, **kwargs):
             from transformers import DynamicCache
 
             cache = past_key_values or DynamicCache()
