@@ -20,6 +20,14 @@ from align.runner import Runner
 from tests.helpers import TINY, write_recipe
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def _equal_length_data(path, tok):
     rows = []
     for a in range(1, 10):
@@ -47,7 +55,8 @@ def test_two_processes_match_one(tmp_path, world_dir):
     data = _equal_length_data(tmp_path / "data.jsonl", AutoTokenizer.from_pretrained(tok_dir))
     Runner(load_recipe(_recipe(tmp_path, "one", data, tok_dir, batch_size=8))).run()
     two = _recipe(tmp_path, "two", data, tok_dir, batch_size=4,
-                  distributed={"num_processes": 2, "launcher": "torchrun", "cpu": True})
+                  distributed={"num_processes": 2, "launcher": "torchrun", "cpu": True,
+                               "main_process_port": _free_port()})
     Runner(load_recipe(two)).run()
     a = load_file(str(tmp_path / "one" / "sft" / "model" / "model.safetensors"))
     b = load_file(str(tmp_path / "two" / "sft" / "model" / "model.safetensors"))
@@ -86,7 +95,8 @@ def test_every_distributable_stage_runs_on_two_processes(tmp_path):
     assert {s["kind"] for s in stages[1:]} == {k for k, c in STAGE_KINDS.items() if c.distributable}
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump({"run_dir": str(tmp_path / "run"), "seed": 0, "stages": stages,
-                                    "distributed": {"num_processes": 2, "launcher": "torchrun", "cpu": True}}))
+                                    "distributed": {"num_processes": 2, "launcher": "torchrun", "cpu": True,
+                                                    "main_process_port": _free_port()}}))
     recipe = load_recipe(path)
     assert all(s.distributed.world_size == 2 for s in recipe.stages[1:]) and recipe.stages[0].distributed is None
     Runner(recipe).run()
