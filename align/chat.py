@@ -87,6 +87,13 @@ def tokenize_conversation(
     return TokenizedExample(ids, labels, truncated)
 
 
+def pad_with_mask(sequences: list[list[int]], pad_value: int, *, left: bool = False):
+    """(ids, attention_mask) for lists of token ids, padded right (training) or left (generation)."""
+    ids = pad_batch(sequences, pad_value, left=left)
+    mask = pad_batch([[1] * len(s) for s in sequences], 0, left=left)
+    return ids, mask
+
+
 def pad_batch(sequences: list[list[int]], pad_value: int, *, left: bool = False):
     """Stack lists of ids into a tensor, padding right (training) or left (generation)."""
     import torch

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from align.chat import pad_batch, render
+from align.chat import pad_with_mask, render
 from align.decode import decode_compacting
 
 
@@ -61,10 +61,8 @@ def generate(model, tokenizer, prompts: list[list[dict]], sampling: SamplingConf
                 torch.manual_seed(seed)
             for start in range(0, len(order), s.batch_size):
                 batch = order[start : start + s.batch_size]
-                ids = pad_batch([encoded[i] for i in batch], tokenizer.pad_token_id, left=True).to(device)
-                mask = torch.zeros_like(ids)
-                for row, i in enumerate(batch):
-                    mask[row, ids.shape[1] - len(encoded[i]):] = 1
+                ids, mask = pad_with_mask([encoded[i] for i in batch], tokenizer.pad_token_id, left=True)
+                ids, mask = ids.to(device), mask.to(device)
                 new_rows = None
                 if compact:
                     try:

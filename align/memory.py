@@ -8,7 +8,7 @@ with fused attention, Korthikanti et al. 2022; 2·b·s·h per layer plus one ful
 gradient checkpointing), plus fp32 logits. ZeRO-2 / SHARD_GRAD_OP shard gradients and
 optimizer states over the processes; ZeRO-3 / FULL_SHARD shard the weights too;
 `offload` moves optimizer states to CPU memory. Frozen models a stage also holds
-(reference, reward model) add their weights; they are listed, not sized.
+(reference, reward model) add their weights on top; the estimate does not count them.
 
 Sizes come from the model's config: a tiny spec, a local directory, the Hugging Face
 cache, or, offline, the table below of architectures the shipped recipes use.

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from align.errors import DataError
+from align.io_utils import write_jsonl
 from evals.questions import Question
 
 
@@ -92,7 +93,7 @@ def save_answers(path: str | Path, model_id: str, questions: list[Question], ans
     now = time.time()
     rows = [{"question_id": q.question_id, "answer_id": f"{model_id}-{q.question_id}", "model_id": model_id,
              "choices": [{"index": 0, "turns": a}], "tstamp": now} for q, a in zip(questions, answers)]
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    write_jsonl(path, rows)  # atomic: rerunning never leaves a half-written answer file
     return path
 
 

@@ -7,12 +7,12 @@ question and turn), `results.json` (flat metrics per model), `report.md`, `radar
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from align.io_utils import atomic_write_json, write_jsonl
 from evals.answers import (
     EndpointChatModel,
     LocalChatModel,
@@ -92,9 +92,7 @@ def evaluate(models: list[ModelUnderTest], questions, judge, out_dir: str | Path
         results[m.name] = metrics
         all_answers[m.name] = answers
         rows = per_question_rows(m.name, questions, answers, ratings)
-        (out / "judgements").mkdir(parents=True, exist_ok=True)
-        (out / "judgements" / f"{stem}.jsonl").write_text(
-            "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+        write_jsonl(out / "judgements" / f"{stem}.jsonl", rows)
         log.info("%s: score %.2f (turn1 %s, turn2 %s)", m.name, metrics.get("mtbench/score", float("nan")),
                  _fmt(metrics.get("mtbench/turn1")), _fmt(metrics.get("mtbench/turn2")))
     if pairwise_baseline is not None:
@@ -117,7 +115,7 @@ def _pairwise(judge, questions, all_answers, baseline: str, results) -> None:
 
 def write_outputs(results, out: Path, *, title: str, judge: str, n_questions: int) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    atomic_write_json(out / "results.json", results)
     radar_chart(results, out / "radar.png", title=title)
     notes = _oracle_notes(results) + _pairwise_notes(results)
     (out / "report.md").write_text(markdown_report(results, title=title, judge=judge, n_questions=n_questions,

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from align.errors import DataError
+from align.io_utils import write_jsonl
 
 # MT-Bench grades these categories against reference answers (FastChat's NEED_REF_CATS).
 NEED_REF_CATEGORIES = frozenset({"math", "reasoning", "coding"})
@@ -123,6 +124,5 @@ def load_questions(source: str, *, references: str | None = None, split: str | N
 
 def write_questions(path: str | Path, questions: list[Question]) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(q.to_row(), ensure_ascii=False) + "\n" for q in questions), encoding="utf-8")
+    write_jsonl(path, (q.to_row() for q in questions))
     return path

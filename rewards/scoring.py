@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from align.chat import pad_with_mask
 from align.errors import AlignError
 from rewards.beta import beta_attribute_log_prob
 from rewards.data import encode_response
@@ -77,12 +78,7 @@ class RewardScorer:
         pad = self.tokenizer.pad_token_id
         for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]
-            width = max(len(encoded[i]) for i in idx)
-            ids = torch.full((len(idx), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            for row, i in enumerate(idx):
-                ids[row, : len(encoded[i])] = torch.tensor(encoded[i])
-                mask[row, : len(encoded[i])] = 1
+            ids, mask = pad_with_mask([encoded[i] for i in idx], pad)
             rewards = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).rewards
             out[idx] = rewards.float().cpu()
         return out

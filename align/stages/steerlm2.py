@@ -18,6 +18,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from align.config.base import Ref, StrictModel, TrainConfig
+from align.io_utils import read_jsonl, write_jsonl
 from align.stages.base import Stage, StageConfig, register_stage
 from align.stages.steerability import SteerEvalConfig, load_eval_prompts, load_scorer, steer_metrics
 from align.stages.steerlm_sft import PAPER_TARGET
@@ -176,7 +177,7 @@ class SteerLM2Stage(Stage):
         it_dir.mkdir(parents=True, exist_ok=True)
         samples_path = it_dir / "samples.jsonl"
         if samples_path.exists():  # sampled and scored before an interruption
-            records = [json.loads(line) for line in samples_path.read_text().splitlines() if line.strip()]
+            records = read_jsonl(samples_path)
         else:
             sampling = SamplingConfig(max_new_tokens=config.max_new_tokens, temperature=config.temperature,
                                       top_p=config.top_p, n=n, batch_size=config.generation_batch_size)
@@ -204,9 +205,7 @@ class SteerLM2Stage(Stage):
                         "rm": dict(zip(scorer.attributes, map(float, pr)))}
                        for i, (p, t, r, a, lr, lq, pr) in enumerate(zip(flat_p, flat_t, flat_r, log_attr, log_ref,
                                                                          log_q, pred))]
-            tmp = samples_path.with_suffix(".tmp")
-            tmp.write_text("".join(json.dumps(rec) + "\n" for rec in records))
-            tmp.rename(samples_path)
+            write_jsonl(samples_path, records)  # atomic: a resumed run never sees half a file
         groups = []
         for g in range(len(records) // n):
             recs = records[g * n:(g + 1) * n]

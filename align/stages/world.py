@@ -84,15 +84,12 @@ class WorldStage(Stage):
 
 def write_world_mtbench(world_dir, seed: int) -> dict:
     """The world's MT-Bench-format suite, excluding every prompt the world trains or tests on."""
-    import json
-
+    from align.io_utils import read_jsonl
     from evals.world_suite import write_world_suite
 
     seen = set()
     for name in ("prompts_train", "prompts_test", "helpsteer_validation"):
-        for line in (world_dir / WORLD_OUTPUTS[name]).read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                seen.add(json.loads(line)["prompt"])
+        seen.update(row["prompt"] for row in read_jsonl(world_dir / WORLD_OUTPUTS[name]))
     q, r = world_dir / WORLD_OUTPUTS["mtbench_questions"], world_dir / WORLD_OUTPUTS["mtbench_references"]
     write_world_suite(q, r, per_category=WORLD_SUITE_PER_CATEGORY, seed=seed, exclude=seen)
     return {"mtbench_questions": q, "mtbench_references": r}

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from align.chat import render
+from align.chat import pad_batch, pad_with_mask, render
 from align.config.base import TrainConfig
 from align.losses import dpo_loss
 from align.trainers.base import BaseTrainer
@@ -72,14 +72,8 @@ def collate_pairs(examples: list[PairExample], pad_id: int) -> dict[str, torch.T
             c = getattr(e, part)
             seqs.append(e.prompt_ids + c)
             comp.append([0] * len(e.prompt_ids) + [1] * len(c))
-    width = max(len(s) for s in seqs)
-    input_ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    attention = torch.zeros((len(seqs), width), dtype=torch.long)
-    completion = torch.zeros((len(seqs), width), dtype=torch.long)
-    for i, (s, c) in enumerate(zip(seqs, comp)):
-        input_ids[i, : len(s)] = torch.tensor(s)
-        attention[i, : len(s)] = 1
-        completion[i, : len(c)] = torch.tensor(c)
+    input_ids, attention = pad_with_mask(seqs, pad_id)
+    completion = pad_batch(comp, 0)
     batch = {"input_ids": input_ids, "attention_mask": attention, "completion_mask": completion,
              "strength": torch.tensor([e.strength for e in examples], dtype=torch.float32)}
     if all(e.ref_chosen is not None for e in examples):

@@ -22,7 +22,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from align.chat import render
+from align.chat import pad_with_mask, render
 from align.config.base import TrainConfig
 from align.errors import TrainingError
 from align.losses import (
@@ -290,12 +290,8 @@ def sample_responses(model, tokenizer, prompts: list[list[dict]], *, max_new_tok
     tok = tokenizer
     device = next(model.parameters()).device
     encoded = [tok(render(tok, p, add_generation_prompt=True), add_special_tokens=False)["input_ids"] for p in prompts]
-    P = max(len(e) for e in encoded)
-    ids = torch.full((len(encoded), P), tok.pad_token_id, dtype=torch.long)
-    attn = torch.zeros_like(ids)
-    for i, e in enumerate(encoded):
-        ids[i, P - len(e):] = torch.tensor(e)
-        attn[i, P - len(e):] = 1
+    ids, attn = pad_with_mask(encoded, tok.pad_token_id, left=True)
+    P = ids.shape[1]
     ids, attn = ids.to(device), attn.to(device)
     was_training = model.training
     model.eval()

@@ -6,7 +6,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from align.chat import IGNORE_INDEX, pad_batch
+from align.chat import IGNORE_INDEX, pad_batch, pad_with_mask
 from align.trainers.base import BaseTrainer
 
 
@@ -33,9 +33,8 @@ class SFTTrainer(BaseTrainer):
     """SFT. Items are `TokenizedExample`s (input_ids, labels)."""
 
     def collate(self, examples: list[Any]) -> dict[str, torch.Tensor]:
-        ids = pad_batch([e.input_ids for e in examples], self.tokenizer.pad_token_id)
+        ids, mask = pad_with_mask([e.input_ids for e in examples], self.tokenizer.pad_token_id)
         labels = pad_batch([e.labels for e in examples], IGNORE_INDEX)
-        mask = pad_batch([[1] * len(e.input_ids) for e in examples], 0)
         return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
     def compute_loss(self, model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:

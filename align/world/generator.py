@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 import pathlib
 import random
-from collections.abc import Iterable
 
 from align.attributes import ATTRIBUTES
 from align.errors import AlignError
+from align.io_utils import write_jsonl
 from align.world import tasks as T
 from align.world.oracle import annotate
 from align.world.tokenizer import train_world_tokenizer
@@ -187,12 +187,6 @@ def _preference(prompt: str, r1: str, r2: str, a1: dict, a2: dict, split: str) -
             "preference_elaboration": elaboration, "split": split}
 
 
-def _write_jsonl(path: pathlib.Path, rows: Iterable[dict]) -> None:
-    with path.open("w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-
 def generate_world(out_dir, *, prompts: int = 2000, seed: int = 0,
                    validation_fraction: float = 0.05, test_prompts: int = 200,
                    multi_turn_fraction: float = 0.3, vocab_size: int = 1024,
@@ -237,12 +231,12 @@ def generate_world(out_dir, *, prompts: int = 2000, seed: int = 0,
         "world_info": out / "world.json",
         "tokenizer": out / "tokenizer",
     }
-    _write_jsonl(paths["helpsteer_train"], rows["train"])
-    _write_jsonl(paths["helpsteer_validation"], rows["validation"])
-    _write_jsonl(paths["preference"], pairs)
-    _write_jsonl(paths["sft"], sft)
-    _write_jsonl(paths["prompts_train"], ({"prompt": p} for p in splits["train"]))
-    _write_jsonl(paths["prompts_test"], ({"prompt": p} for p in test))
+    write_jsonl(paths["helpsteer_train"], rows["train"])
+    write_jsonl(paths["helpsteer_validation"], rows["validation"])
+    write_jsonl(paths["preference"], pairs)
+    write_jsonl(paths["sft"], sft)
+    write_jsonl(paths["prompts_train"], ({"prompt": p} for p in splits["train"]))
+    write_jsonl(paths["prompts_test"], ({"prompt": p} for p in test))
 
     info = {
         "seed": seed,
