@@ -78,10 +78,30 @@ def main(argv: list[str] | None = None) -> int:
     cfg = recipe.stage(stage)
     ctx = StageContext(name=stage, run_dir=Path(run_dir), work_dir=work, seed=recipe.stage_seed(cfg),
                        stages={s.name: s for s in recipe.stages})
-    metrics = STAGE_KINDS[cfg.kind]().run(cfg, ctx) or {}
-    if rank == 0:
-        (work / METRICS_FILE).write_text(json.dumps(metrics))
+    try:
+        metrics = STAGE_KINDS[cfg.kind]().run(cfg, ctx) or {}
+        if rank == 0:
+            (work / METRICS_FILE).write_text(json.dumps(metrics))
+    except BaseException:
+        _shut_down_process_group(wait=False)  # a failed rank must not hang on a barrier
+        raise
+    _shut_down_process_group(wait=True)
     return 0
+
+
+def _shut_down_process_group(wait: bool) -> None:
+    """Leave together and tear the process group down explicitly.
+
+    A rank that exits while the others still work (rank 0 evaluates and saves alone) and
+    leaves its gloo group to interpreter shutdown can abort with `terminate called without
+    an active exception`; a final barrier plus destroy_process_group avoids that.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        if wait:
+            dist.barrier()
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
