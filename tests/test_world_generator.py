@@ -130,3 +130,28 @@ def test_default_size_is_fast(tmp_path):
     paths = generate_world(tmp_path, seed=3)
     assert time.time() - start < 10
     assert len(read(paths["prompts_train"])) == 1900
+
+
+def _last_kind(prompt: str) -> str:
+    users = [m["content"] for m in T.split_turns(prompt) if m["role"] == "user"]
+    task = T.parse_turn(users[-1])
+    return task.kind if task else "followup"
+
+
+def test_test_prompts_are_distributed_like_train_prompts(tmp_path):
+    """A large world exhausts the small task kinds (add, larger); the test set must still look
+    like the train set instead of being whatever kind was left over (once: 78% sort)."""
+    generate_world(tmp_path, prompts=2000, seed=3, test_prompts=300)
+    share = {}
+    for name in ("prompts_train", "prompts_test"):
+        kinds = [_last_kind(r["prompt"]) for r in read(tmp_path / f"data/{name}.jsonl")]
+        share[name] = {k: kinds.count(k) / len(kinds) for k in set(kinds)}
+    for kind, train_share in share["prompts_train"].items():
+        assert abs(share["prompts_test"].get(kind, 0.0) - train_share) < 0.08, (kind, share)
+
+
+def test_task_kinds_are_balanced_while_distinct_prompts_last(tmp_path):
+    generate_world(tmp_path, prompts=300, seed=0, test_prompts=10, multi_turn_fraction=0.0)
+    kinds = [_last_kind(r["prompt"]) for r in read(tmp_path / "data/prompts_train.jsonl")]
+    for kind in T.TASK_KINDS:
+        assert 0.07 < kinds.count(kind) / len(kinds) < 0.22, (kind, kinds.count(kind))

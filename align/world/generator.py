@@ -32,9 +32,11 @@ def _pick(rng: random.Random, weights: dict) -> object:
     return rng.choices(list(weights), weights=list(weights.values()))[0]
 
 
-def _sample_prompt(rng: random.Random, multi_turn: bool, max_operand: int = T.MAX_OPERAND) -> str:
-    """A single task, or user1 / correct asst1 / user2 flattened as in HelpSteer2."""
-    user1 = T.sample_turn(rng.choice(T.TASK_KINDS), rng, max_operand)
+def _sample_prompt(rng: random.Random, multi_turn: bool, max_operand: int = T.MAX_OPERAND,
+                   kind: str | None = None) -> str:
+    """A single task of `kind` (random if None), or user1 (of `kind`) / correct asst1 / user2
+    flattened as in HelpSteer2."""
+    user1 = T.sample_turn(kind or rng.choice(T.TASK_KINDS), rng, max_operand)
     if not multi_turn:
         return user1
     task1 = T.parse_turn(user1)
@@ -50,20 +52,33 @@ def _sample_prompt(rng: random.Random, multi_turn: bool, max_operand: int = T.MA
 
 def _unique_prompts(rng: random.Random, count: int, multi_turn_fraction: float,
                     max_operand: int = T.MAX_OPERAND) -> list[str]:
-    """count distinct prompts. Each slot first draws single/multi-turn, then retries that
-    type until unseen, so duplicates do not skew the multi-turn fraction."""
+    """count distinct prompts, task kinds balanced until a kind runs out of distinct prompts.
+
+    Each slot draws single/multi-turn, then a task kind among those not yet exhausted for that
+    type, and retries until unseen. Re-drawing the kind on every retry instead would let the
+    kind with the most distinct prompts (sort) swallow every slot a small kind (add, larger)
+    could not fill, and the later prompts (the test set) would be mostly sort.
+    """
     seen: set[str] = set()
     out: list[str] = []
+    live = {False: list(T.TASK_KINDS), True: list(T.TASK_KINDS)}
     for _ in range(count):
         multi = rng.random() < multi_turn_fraction
-        for _ in range(1000):
-            p = _sample_prompt(rng, multi, max_operand)
-            if p not in seen:
-                break
-        else:
-            raise AlignError(f"the world has only about {len(out)} distinct prompts at max_operand={max_operand}, "
-                             f"{count} wanted (prompts + test_prompts): lower them, raise max_operand, or "
-                             "raise responses_per_prompt for more rows per prompt")
+        while True:
+            if not live[multi]:
+                raise AlignError(
+                    f"the world has only about {len(out)} distinct prompts at max_operand={max_operand}, "
+                    f"{count} wanted (prompts + test_prompts): lower them, raise max_operand, or "
+                    "raise responses_per_prompt for more rows per prompt")
+            kind = rng.choice(live[multi])
+            for _ in range(200):
+                p = _sample_prompt(rng, multi, max_operand, kind)
+                if p not in seen:
+                    break
+            else:
+                live[multi].remove(kind)  # (nearly) exhausted: no unseen prompt in 200 draws
+                continue
+            break
         seen.add(p)
         out.append(p)
     return out
@@ -205,6 +220,7 @@ def generate_world(out_dir, *, prompts: int = 2000, seed: int = 0,
     (out / "data").mkdir(parents=True, exist_ok=True)
 
     unique = _unique_prompts(rng, prompts + test_prompts, multi_turn_fraction, max_operand)
+    rng.shuffle(unique)  # validation, train and test prompts drawn from one distribution
     main, test = unique[:prompts], unique[prompts:]
     n_val = round(prompts * validation_fraction)
     splits = {"validation": main[:n_val], "train": main[n_val:]}
