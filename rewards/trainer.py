@@ -107,16 +107,19 @@ class RewardModelTrainer(BaseTrainer):
         loss = metrics.get("eval/loss", math.inf)
         if loss < self.best_loss:
             self.best_loss, self.best_step = loss, self.global_step
-            if self.best_dir is not None and self.is_main:
+            if self.best_dir is not None:
                 self.save_best()
 
     # ---- helpers -----------------------------------------------------------------------
     def save_best(self) -> None:
-        """Write the current weights (LoRA merged) to `best_dir` with the tokenizer."""
-        from align.models import save_model
+        """Write the current weights (LoRA merged) to `best_dir` with the tokenizer.
 
-        save_model(self.unwrapped_model(), self.tokenizer, self.best_dir, merge_lora=True)
-        log.info("step %d: best validation loss so far %.4f (saved)", self.global_step, self.best_loss)
+        Every process calls it (the validation loss is reduced, so all agree): under ZeRO-3
+        or FSDP the weights are gathered from their shards first.
+        """
+        self.save_pretrained(self.best_dir, merge_lora=True)
+        if self.is_main:
+            log.info("step %d: best validation loss so far %.4f (saved)", self.global_step, self.best_loss)
 
     def _make_loader(self, dataset, shuffle: bool) -> DataLoader:
         if not (shuffle and self.group_by_length):

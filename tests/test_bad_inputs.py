@@ -64,6 +64,10 @@ CASES = [
      ["stages[0] (world).distributed", "one process only"]),
     ("torchrun-fsdp", lambda t, k: (_recipe(world_stage(), _with(sft_stage(), distributed={
         "strategy": "fsdp", "launcher": "torchrun"})), []), 2, ["needs launcher: accelerate"]),
+    ("fsdp-on-cpu", lambda t, k: (_recipe(world_stage(), _with(sft_stage(), distributed={
+        "strategy": "fsdp", "num_processes": 2, "cpu": True})), []), 2, ["strategy fsdp needs GPUs"]),
+    ("lora-zero3", lambda t, k: (_recipe(world_stage(), _with(sft_stage(), model__lora={"r": 4}, distributed={
+        "strategy": "deepspeed", "num_processes": 2})), []), 2, ["sft).distributed: LoRA", "use strategy ddp"]),
     ("multinode-no-ip", lambda t, k: (_recipe(world_stage(), _with(sft_stage(), distributed={"num_machines": 2})),
                                       []), 2, ["needs main_process_ip"]),
     ("bad-set", lambda t, k: (_recipe(world_stage()), ["--set", "seed"]), 2, ["expected KEY=VALUE"]),

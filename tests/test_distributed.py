@@ -7,17 +7,25 @@ the distributed machinery: sharding of the data, gradient averaging, saving from
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 
+import pytest
+import torch
+from accelerate.utils import DistributedType
 from safetensors.torch import load_file
 from transformers import AutoTokenizer
 
 from align.chat import tokenize_conversation
+from align.config.base import DistributedConfig
 from align.config.model_spec import ModelSpec
-from align.models import load_model
+from align.distributed import check_engine
+from align.errors import AlignError, TrainingError
+from align.launch import launch_command
+from align.models import load_model, save_model
 from align.recipe import load_recipe
 from align.runner import Runner
-from tests.helpers import TINY, write_recipe
+from tests.helpers import TINY, sft_stage, world_stage, write_recipe
 
 
 def _free_port() -> int:
@@ -103,3 +111,65 @@ def test_every_distributable_stage_runs_on_two_processes(tmp_path):
     for name in ("sft", "rm", "steerlm1", "dpo"):
         assert (tmp_path / "run" / name / "model" / "model.safetensors").is_file(), name
         assert json.loads((tmp_path / "run" / name / "metrics.json").read_text())["train/steps"] == 3, name
+
+
+def test_launch_commands_per_engine(tmp_path):
+    def cmd(**kw):
+        train = {k: kw.pop(k) for k in ("precision", "grad_accum", "max_grad_norm") if k in kw}
+        return launch_command(DistributedConfig(num_processes=2, **kw), tmp_path, "s", **train)
+
+    def flag(c, name):
+        return c[c.index(name) + 1]
+
+    ddp_cpu = cmd(cpu=True)
+    assert "--cpu" in ddp_cpu and "--multi_gpu" not in ddp_cpu
+    # accelerate refuses --cpu with --use_deepspeed: CPU DeepSpeed runs get the DeepSpeed flags alone
+    zero3 = cmd(strategy="deepspeed", zero_stage=3, cpu=True, grad_accum=4, max_grad_norm=None)
+    assert "--cpu" not in zero3 and "--use_deepspeed" in zero3
+    assert flag(zero3, "--zero3_save_16bit_model") == "true"  # get_state_dict gathers the weights
+    assert flag(zero3, "--gradient_clipping") == "0.0"  # max_grad_norm null: no clipping (not DeepSpeed's 1.0)
+    assert flag(zero3, "--gradient_accumulation_steps") == "4"
+    zero2 = cmd(strategy="deepspeed", zero_stage=2, max_grad_norm=0.5)
+    assert flag(zero2, "--zero3_save_16bit_model") == "false" and flag(zero2, "--gradient_clipping") == "0.5"
+    fsdp = cmd(strategy="fsdp")
+    assert flag(fsdp, "--fsdp_cpu_ram_efficient_loading") == "false"  # every rank loads whole weights
+
+
+def test_engine_mismatch_is_an_error(monkeypatch):
+    """A launch for DeepSpeed or FSDP that accelerate turns into plain DDP must not run silently."""
+    monkeypatch.delenv("ACCELERATE_USE_FSDP", raising=False)
+    monkeypatch.delenv("ACCELERATE_USE_DEEPSPEED", raising=False)
+    check_engine(DistributedType.MULTI_CPU)
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
+    check_engine(DistributedType.DEEPSPEED)
+    with pytest.raises(TrainingError, match="launched for deepspeed but accelerate set up"):
+        check_engine(DistributedType.MULTI_CPU)
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "false")
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    with pytest.raises(TrainingError, match="launched for fsdp"):
+        check_engine(DistributedType.MULTI_CPU)
+
+
+def test_preflight_refuses_engines_this_machine_cannot_run(tmp_path, monkeypatch):
+    """FSDP without CUDA, DeepSpeed without the package: refused before any stage runs or launches."""
+    def recipe(name, dist):
+        return load_recipe(write_recipe(tmp_path / f"{name}.yaml", tmp_path / name,
+                                        [world_stage(), {**sft_stage(), "distributed": dist}]))
+
+    if not torch.cuda.is_available():
+        with pytest.raises(AlignError, match="strategy fsdp needs CUDA GPUs"):
+            Runner(recipe("fsdp", {"strategy": "fsdp", "num_processes": 2})).run()
+        assert not (tmp_path / "fsdp").exists()  # not even the world stage ran
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "deepspeed" else real_find_spec(n, *a))
+    with pytest.raises(AlignError, match=r"steeralign\[deepspeed\]"):
+        Runner(recipe("ds", {"strategy": "deepspeed", "num_processes": 2, "cpu": True})).run()
+
+
+def test_save_model_refuses_partitioned_weights(tmp_path):
+    """A ZeRO-3 module saved outside the gathering path would write empty tensors."""
+    model = torch.nn.Linear(2, 2)
+    model.weight = torch.nn.Parameter(torch.empty(0))
+    model.weight.ds_id = 0  # what DeepSpeed marks its partitioned parameters with
+    with pytest.raises(AlignError, match="partitioned"):
+        save_model(model, None, tmp_path / "m")

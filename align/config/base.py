@@ -91,7 +91,7 @@ class DistributedConfig(StrictModel):
     strategy: Literal["ddp", "fsdp", "deepspeed"] = Field("ddp", description="Data parallel, FSDP, or DeepSpeed ZeRO.")
     num_processes: int = Field(1, ge=1, description="Processes (GPUs) per machine.")
     launcher: Literal["accelerate", "torchrun"] = Field(
-        "accelerate", description="Launcher; torchrun supports ddp only (and is what CPU runs use)."
+        "accelerate", description="Launcher; torchrun supports ddp only."
     )
     zero_stage: Literal[2, 3] = Field(3, description="DeepSpeed ZeRO stage.")
     offload: bool = Field(False, description="Offload optimizer states (ZeRO) or parameters (FSDP) to CPU memory.")
@@ -102,7 +102,7 @@ class DistributedConfig(StrictModel):
     machine_rank: int = Field(0, ge=0, description="This machine's rank (0 on the main node).")
     main_process_ip: str | None = Field(None, description="Address of the rank-0 machine (multi-node).")
     main_process_port: int = Field(29500, ge=1, le=65535, description="Rendezvous port.")
-    cpu: bool = Field(False, description="Run on CPU processes with gloo (testing the distributed path).")
+    cpu: bool = Field(False, description="Run on CPU processes with gloo (testing the distributed path): ddp or deepspeed.")
 
     @property
     def world_size(self) -> int:
@@ -116,6 +116,9 @@ class DistributedConfig(StrictModel):
             raise ValueError("num_machines > 1 needs main_process_ip (the rank-0 machine's address)")
         if self.machine_rank >= self.num_machines:
             raise ValueError(f"machine_rank {self.machine_rank} must be < num_machines {self.num_machines}")
-        if self.cpu and self.strategy != "ddp":
-            raise ValueError("cpu runs support strategy: ddp only")
+        if self.cpu and self.strategy == "fsdp":
+            # accelerate (1.x) turns FSDP on only for GPU-like devices: on the CPU its FSDP plugin
+            # raises "no available devices found" and its state falls back to MULTI_CPU (DDP).
+            raise ValueError("strategy fsdp needs GPUs: accelerate does not run FSDP on CPU processes "
+                             "(use strategy ddp or deepspeed with cpu: true)")
         return self

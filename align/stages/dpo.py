@@ -205,13 +205,22 @@ class DPOStage(Stage):
                                  seed=ctx.seed + r)
             trainer.precompute_reference(examples)
             metrics.update(trainer.train(examples))
-            model = trainer.unwrapped_model()
+            if trainer.sharded:
+                # ZeRO / FSDP: gather the shards into a saved model (every process takes part) and go
+                # on with whole weights, which the evaluations and the next round's sampling need.
+                trainer.save_pretrained(ctx.work_dir / "model", merge_lora=_merge(config))
+                model, _ = load_model(ModelSpec(path=str(ctx.work_dir / "model")), tokenizer)
+            else:
+                model = trainer.unwrapped_model()
             if trainer.is_main:
                 shutil.rmtree(trainer.checkpoint_dir, ignore_errors=True)
         if state.is_main_process:
             metrics.update(run_oracle_eval(model, tokenizer, config.oracle_eval, ctx, "after"))
             metrics.update(policy_sample_metrics(model, ref, tokenizer, config, ctx, reward_fn, "after"))
-            save_model(model, tokenizer, ctx.work_dir / "model",
-                       merge_lora=config.model.lora is None or config.model.lora.merge_on_save)
+            save_model(model, tokenizer, ctx.work_dir / "model", merge_lora=_merge(config))
         state.wait_for_everyone()
         return metrics
+
+
+def _merge(config) -> bool:
+    return config.model.lora is None or config.model.lora.merge_on_save

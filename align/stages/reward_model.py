@@ -148,13 +148,13 @@ class RewardModelStage(Stage):
                                                                                                attributes),
                                      best_dir=best_dir, group_by_length=config.group_by_length)
         metrics.update(trainer.train(examples, val_examples or None))
+        if not val_examples:
+            trainer.save_best()  # on every process: gathers sharded weights
         if not trainer.is_main:
             return metrics
         if val_examples:
             metrics["eval/best_loss"] = trainer.best_loss
             metrics["eval/best_step"] = float(trainer.best_step)
-        else:
-            trainer.save_best()
         best = load_reward_model(best_dir)
         scorer = RewardScorer(best.to(trainer.accelerator.device), tokenizer, batch_size=64,
                               max_length=config.train.max_length)

@@ -68,6 +68,8 @@ class BaseTrainer:
                  accelerator=None, cpu: bool = False):
         from accelerate import Accelerator
 
+        from align.distributed import accelerator_kwargs, check_engine
+
         self.config = config
         self.tokenizer = tokenizer
         self.output_dir = Path(output_dir)
@@ -77,9 +79,12 @@ class BaseTrainer:
             gradient_accumulation_steps=config.grad_accum,
             log_with=config.report_to or None,
             project_dir=str(self.output_dir),
-            # Without CUDA, say so: under torchrun this is what makes accelerate set up MULTI_CPU (gloo).
-            cpu=cpu or not torch.cuda.is_available(),
+            # Without CUDA, say so (torchrun processes then use gloo); DeepSpeed on a CPU differs.
+            **accelerator_kwargs(cpu),
         )
+        check_engine(self.accelerator.distributed_type)
+        if self.is_main:
+            log.info("engine: %s", self.engine)
         if config.gradient_checkpointing and hasattr(model, "gradient_checkpointing_enable"):
             model.gradient_checkpointing_enable()
         self.model = model
@@ -255,6 +260,15 @@ class BaseTrainer:
             self.accelerator.log(metrics, step=self.global_step)
         if self.is_main:
             log.info("step %d  eval  %s", self.global_step, "  ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
+
+    @property
+    def engine(self) -> str:
+        """What accelerate set up, e.g. 'DEEPSPEED (ZeRO-3) on 2 process(es), cpu'."""
+        acc = self.accelerator
+        name = str(acc.distributed_type).split(".")[-1]
+        if acc.state.deepspeed_plugin is not None:
+            name += f" (ZeRO-{acc.state.deepspeed_plugin.zero_stage})"
+        return f"{name} on {acc.num_processes} process(es), {acc.device.type}"
 
     @property
     def sharded(self) -> bool:
