@@ -7,8 +7,16 @@ configured micro-batch and max_length (34·b·s·h bytes per layer for fp16/bf16
 with fused attention, Korthikanti et al. 2022; 2·b·s·h per layer plus one full layer with
 gradient checkpointing), plus fp32 logits. ZeRO-2 / SHARD_GRAD_OP shard gradients and
 optimizer states over the processes; ZeRO-3 / FULL_SHARD shard the weights too;
-`offload` moves optimizer states to CPU memory. Frozen models a stage also holds
-(reference, reward model) add their weights on top; the estimate does not count them.
+`offload` moves optimizer states to CPU memory.
+
+Frozen models: `steerlm2` and `ppo` also count the models they hold beside the trained one
+(`frozen`: the reference and the reward model; PPO's reference is a copy of the policy
+unless it trains LoRA, whose disabled adapter is the reference; a separate critic is a
+trained full copy). steerlm2 samples with the whole policy and the frozen models on every
+process, then trains with the frozen models moved to CPU memory, so its total is the larger
+of the two phases (KV cache not counted). For other stages the estimate is the trained model only.
+A steerlm2 policy is an earlier stage (or a directory / hub id): the architecture is that
+stage's model; when it cannot be read, the estimate says so (`unknown`).
 
 Sizes come from the model's config: a tiny spec, a local directory, the Hugging Face
 cache, or, offline, the table below of architectures the shipped recipes use.
@@ -36,6 +44,7 @@ KNOWN_CONFIGS["meta-llama/Llama-3.1-8B"] = KNOWN_CONFIGS["meta-llama/Llama-3.1-8
 KNOWN_CONFIGS["meta-llama/Llama-3.1-70B"] = KNOWN_CONFIGS["meta-llama/Llama-3.1-70B-Instruct"]
 
 GIB = 1024**3
+WEIGHT_BYTES = {"float32": 4, "auto": 2, "bfloat16": 2, "float16": 2}
 
 
 @dataclass
@@ -72,15 +81,35 @@ def arch_from_dict(c: dict) -> Arch:
                 tied=bool(c.get("tie_word_embeddings", False)))
 
 
+def spec_of_ref(ref: str, stages: dict, _seen: frozenset = frozenset()):
+    """The ModelSpec behind a model reference: an earlier stage's `model` (a steerlm2 stage's policy,
+    followed), or a directory / hub id loaded in its saved dtype; None if the stage holds no spec."""
+    from align.config.model_spec import ModelSpec
+
+    head = ref.partition(".")[0]
+    if head not in stages:
+        return ModelSpec(path=ref, dtype="auto")
+    if head in _seen:
+        return None
+    upstream = stages[head]
+    spec = getattr(upstream, "model", None)
+    if spec is not None and hasattr(spec, "tiny"):
+        return spec
+    policy = getattr(upstream, "policy", None)
+    return spec_of_ref(policy, stages, _seen | {head}) if isinstance(policy, str) else None
+
+
 def find_arch(spec, stages: dict, tokenizer_vocab: int = 1024) -> Arch | None:
     """The architecture of a ModelSpec, following `from` to the stage that built it; None if unknown."""
     seen = set()
-    while spec.from_ is not None and spec.from_ not in seen:
+    while spec is not None and spec.from_ is not None and spec.from_ not in seen:
         seen.add(spec.from_)
         upstream = stages.get(spec.from_)
-        spec = getattr(upstream, "model", None) or getattr(upstream, "policy", None)
-        if spec is None or not hasattr(spec, "tiny"):
+        if upstream is None:
             return None
+        spec = spec_of_ref(spec.from_, stages)
+    if spec is None:
+        return None
     if spec.tiny is not None:
         t = spec.tiny
         return Arch(vocab=tokenizer_vocab, hidden=t.hidden_size, layers=t.layers, heads=t.heads,
@@ -104,7 +133,7 @@ def estimate(arch: Arch, *, dtype: str, precision: str, batch: int, seq: int, lo
              grad_ckpt: bool, world: int, strategy: str, zero_stage: int, fsdp_sharding: str,
              offload: bool) -> dict[str, float]:
     """GiB per process: weights, grads, optimizer, activations, total."""
-    wbytes = {"float32": 4, "auto": 2, "bfloat16": 2, "float16": 2}[dtype]
+    wbytes = WEIGHT_BYTES[dtype]
     params = arch.params
     trainable = arch.lora_params(lora_r) if lora_r else params
     weights = params * wbytes
@@ -131,19 +160,73 @@ def estimate(arch: Arch, *, dtype: str, precision: str, batch: int, seq: int, lo
     return out
 
 
-def stage_memory(cfg, stages: dict) -> dict[str, float] | None:
-    """Estimate for a training stage config (one with `train` and a model spec), else None."""
+def _weights_gib(ref: str | None, stages: dict) -> float | None:
+    """GiB of the whole weights of the model `ref` names (0 for none; None if unknown)."""
+    if ref is None:
+        return 0.0
+    spec = spec_of_ref(ref, stages)
+    arch = find_arch(spec, stages) if spec is not None else None
+    return None if arch is None else arch.params * WEIGHT_BYTES[spec.dtype] / GIB
+
+
+def _dist_kwargs(cfg) -> dict:
+    dist = cfg.distributed
+    return dict(world=dist.world_size if dist else 1, strategy=dist.strategy if dist else "ddp",
+                zero_stage=dist.zero_stage if dist else 3,
+                fsdp_sharding=dist.fsdp_sharding if dist else "FULL_SHARD", offload=bool(dist and dist.offload))
+
+
+def stage_memory(cfg, stages: dict) -> dict | None:
+    """Estimate for a training stage config (one with `train` and a model), else None.
+
+    {"unknown": reason} when the stage trains a model whose architecture cannot be read offline.
+    """
     train = getattr(cfg, "train", None)
-    spec = getattr(cfg, "model", None) or getattr(cfg, "policy", None)
-    if train is None or spec is None or not hasattr(spec, "tiny"):
+    if train is None:
+        return None
+    if cfg.kind == "steerlm2":
+        return _steerlm2_memory(cfg, stages)
+    spec = getattr(cfg, "model", None)
+    if spec is None or not hasattr(spec, "tiny"):
         return None
     arch = find_arch(spec, stages)
     if arch is None:
         return None
-    dist = cfg.distributed
     batch = getattr(cfg, "minibatch", None) or train.batch_size  # PPO optimises on minibatches of its rollouts
-    return estimate(arch, dtype=spec.dtype, precision=train.precision, batch=batch, seq=train.max_length,
-                    lora_r=spec.lora.r if spec.lora else None, grad_ckpt=train.gradient_checkpointing,
-                    world=dist.world_size if dist else 1, strategy=dist.strategy if dist else "ddp",
-                    zero_stage=dist.zero_stage if dist else 3, fsdp_sharding=dist.fsdp_sharding if dist else "FULL_SHARD",
-                    offload=bool(dist and dist.offload))
+    out = estimate(arch, dtype=spec.dtype, precision=train.precision, batch=batch, seq=train.max_length,
+                   lora_r=spec.lora.r if spec.lora else None, grad_ckpt=train.gradient_checkpointing,
+                   **_dist_kwargs(cfg))
+    if cfg.kind == "ppo":
+        out = _ppo_extras(cfg, stages, arch, spec, out)
+    return out
+
+
+def _steerlm2_memory(cfg, stages: dict) -> dict:
+    spec = spec_of_ref(cfg.policy, stages)
+    arch = find_arch(spec, stages) if spec is not None else None
+    if arch is None:
+        return {"unknown": f"policy {cfg.policy!r} is not a model config this plan can read"}
+    frozen = [_weights_gib(r, stages) for r in (cfg.reference, cfg.reward_model)]
+    train = cfg.train
+    # a micro-batch is batch_size whole groups of samples_per_prompt sequences; the policy is trained in full
+    out = estimate(arch, dtype=spec.dtype, precision=train.precision, batch=train.batch_size * cfg.samples_per_prompt,
+                   seq=train.max_length, lora_r=None, grad_ckpt=train.gradient_checkpointing, **_dist_kwargs(cfg))
+    out["frozen"] = None if None in frozen else sum(frozen)
+    out["sampling"] = None if out["frozen"] is None else arch.params * WEIGHT_BYTES[spec.dtype] / GIB + out["frozen"]
+    out["total"] = max(out["total"], out["sampling"] or 0.0)
+    return out
+
+
+def _ppo_extras(cfg, stages: dict, arch: Arch, spec, out: dict) -> dict:
+    """PPO holds a reference copy (unless LoRA), the reward model, and maybe a separate critic."""
+    whole = arch.params * WEIGHT_BYTES[spec.dtype] / GIB
+    frozen = [0.0 if spec.lora else whole, _weights_gib(cfg.reward.model, stages)]
+    out["frozen"] = None if None in frozen else sum(frozen)
+    if cfg.critic == "separate":  # a merged full copy, all of it trained
+        critic = estimate(arch, dtype=spec.dtype, precision=cfg.train.precision, batch=cfg.minibatch,
+                          seq=cfg.train.max_length, lora_r=None, grad_ckpt=cfg.train.gradient_checkpointing,
+                          **_dist_kwargs(cfg))
+        for key in ("weights", "grads", "optimizer"):
+            out[key] += critic[key]
+    out["total"] = out["weights"] + out["grads"] + out["optimizer"] + out["activations"] + (out["frozen"] or 0.0)
+    return out

@@ -21,11 +21,9 @@ def print_plan(recipe, runner, console: Console | None = None) -> None:
     for i, ((name, action), cfg) in enumerate(zip(runner.plan(), recipe.stages)):
         outputs = ", ".join(STAGE_KINDS[cfg.kind].outputs(cfg))
         mem = stage_memory(cfg, stages)
-        shown = "-" if mem is None else f"{mem['total']:.1f} GiB"
+        shown = "-" if mem is None else "unknown" if "unknown" in mem else f"{mem['total']:.1f} GiB"
         if mem is not None:
-            notes.append(f"memory {name}: {mem['params_b']:.3g}B params; per process: weights {mem['weights']:.2f}, "
-                         f"grads {mem['grads']:.2f}, optimizer {mem['optimizer']:.2f}, "
-                         f"activations {mem['activations']:.2f} GiB")
+            notes.append(_memory_note(name, mem))
         procs = str(cfg.distributed.world_size) if cfg.distributed else "1"
         if cfg.distributed and cfg.distributed.strategy != "ddp":
             procs += f" {cfg.distributed.strategy}" + (f"-{cfg.distributed.zero_stage}" if cfg.distributed.strategy == "deepspeed" else "")
@@ -35,8 +33,21 @@ def print_plan(recipe, runner, console: Console | None = None) -> None:
     for note in sorted(notes, key=lambda n: not n.startswith("outputs")):
         console.print(f"  {note}")
     if any(n.startswith("memory") for n in notes):
-        console.print("  (the trained model only: frozen reference / reward models add their weights; see align/memory.py)")
+        console.print("  (the trained model, plus the frozen models steerlm2 and ppo hold; other stages' frozen "
+                      "reference / reward models add their weights; see align/memory.py)")
     console.print(Syntax(recipe.to_yaml(), "yaml", word_wrap=True))
+
+
+def _memory_note(name: str, mem: dict) -> str:
+    if "unknown" in mem:
+        return f"memory {name}: unknown ({mem['unknown']})"
+    note = (f"memory {name}: {mem['params_b']:.3g}B params; per process: weights {mem['weights']:.2f}, "
+            f"grads {mem['grads']:.2f}, optimizer {mem['optimizer']:.2f}, activations {mem['activations']:.2f} GiB")
+    if "frozen" in mem:
+        note += "; frozen models " + ("unknown (not counted)" if mem["frozen"] is None else f"{mem['frozen']:.2f} GiB")
+    if mem.get("sampling") is not None:
+        note += f"; sampling phase (whole policy + frozen) {mem['sampling']:.2f} GiB"
+    return note
 
 
 def print_kinds(kind: str | None, console: Console | None = None) -> int:

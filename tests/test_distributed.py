@@ -82,7 +82,11 @@ def test_two_processes_match_one(tmp_path, world_dir):
 
 
 def test_every_distributable_stage_runs_on_two_processes(tmp_path):
-    """reward_model, steerlm_sft and dpo under a recipe-wide `distributed` default (2 gloo processes)."""
+    """reward_model, steerlm_sft, dpo and steerlm2 under a recipe-wide `distributed` default (2 gloo processes).
+
+    steerlm2: each process samples half the items; the gathered samples file must be whole, and
+    training on it must give the weights one process gets from the same file (batch 2 x 1 = 1 x 2).
+    """
     import yaml
 
     from align.stages import STAGE_KINDS
@@ -99,6 +103,10 @@ def test_every_distributable_stage_runs_on_two_processes(tmp_path):
          "train": train},
         {"name": "dpo", "kind": "dpo", "model": {"from": "sft"},
          "pairs": {"source": "ratings", "data": "world.helpsteer_train", "max_pairs": 32}, "train": train},
+        {"name": "steerlm2", "kind": "steerlm2", "policy": "steerlm1", "reference": "sft", "reward_model": "rm",
+         "prompts": "world", "max_prompts": 4, "samples_per_prompt": 2, "max_new_tokens": 4, "iterations": 2,
+         "target_distribution": [{"attributes": {"verbosity": 1}}, {"attributes": {"verbosity": 3}}],
+         "train": {"epochs": 1, "lr": 1e-3, "batch_size": 1, "max_length": 128, "save_every": 0}},
     ]
     assert {s["kind"] for s in stages[1:]} == {k for k, c in STAGE_KINDS.items() if c.distributable}
     path = tmp_path / "r.yaml"
@@ -111,6 +119,40 @@ def test_every_distributable_stage_runs_on_two_processes(tmp_path):
     for name in ("sft", "rm", "steerlm1", "dpo"):
         assert (tmp_path / "run" / name / "model" / "model.safetensors").is_file(), name
         assert json.loads((tmp_path / "run" / name / "metrics.json").read_text())["train/steps"] == 3, name
+    _check_steerlm2(tmp_path, recipe)
+
+
+def _check_steerlm2(tmp_path, recipe):
+    import shutil
+
+    from align.context import StageContext
+    from align.stages import STAGE_KINDS
+
+    out = tmp_path / "run" / "steerlm2"
+    assert (out / "model" / "model.safetensors").is_file()
+    m = json.loads((out / "metrics.json").read_text())
+    for k in (1, 2):
+        # 4 groups of 2 over 2 processes x batch 1, one epoch: 2 optimizer steps per iteration
+        assert m[f"train/steps/iter{k}"] == 2.0 and f"steerlm2/ess/iter{k}" in m, m
+        rows = [json.loads(x) for x in (out / f"iterations/iter{k}/samples.jsonl").read_text().splitlines()]
+        assert [r["group"] for r in rows] == [0, 0, 1, 1, 2, 2, 3, 3]  # both shards, in item order
+    # one process, batch 2, on the same samples: the same weights as 2 processes x batch 1
+    cfgs = {s.name: s for s in recipe.stages}
+    cfg = cfgs["steerlm2"]
+    one = cfg.model_copy(update={"distributed": None, "iterations": 1,
+                                 "train": cfg.train.model_copy(update={"batch_size": 2})})
+    work = tmp_path / "one_steerlm2"
+    (work / "iterations/iter1").mkdir(parents=True)
+    shutil.copy(out / "iterations/iter1/samples.jsonl", work / "iterations/iter1/samples.jsonl")
+    ctx = StageContext(name="steerlm2", run_dir=tmp_path / "run", work_dir=work, seed=0, stages=cfgs)
+    got = STAGE_KINDS["steerlm2"]().run(one, ctx)
+    assert got["train/steps/iter1"] == 2.0
+    a = load_file(str(out / "iterations/iter1/model/model.safetensors"))
+    b = load_file(str(work / "iterations/iter1/model/model.safetensors"))
+    start = load_file(str(tmp_path / "run" / "steerlm1" / "model" / "model.safetensors"))
+    assert max((a[k] - start[k]).abs().max().item() for k in a) > 1e-5  # training moved the weights
+    worst = max((a[k] - b[k]).abs().max().item() for k in a)
+    assert worst < 1e-5, f"steerlm2: 2-process weights differ from 1-process by {worst}"
 
 
 def test_launch_commands_per_engine(tmp_path):

@@ -160,3 +160,45 @@ def test_dry_run_prints_plan(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "sft" in out and "world" in out and "helpsteer_train" in out and "run" in out
     assert not (tmp_path / "run").exists()
+
+
+def test_gpu_recipes_fit_their_gpus_by_the_plans_estimate():
+    """Every training stage of the shipped GPU recipes has an estimate within its GPU's memory."""
+    from pathlib import Path
+
+    from align.memory import stage_memory
+
+    gpu_gib = {"helpsteer2_llama31_8b_8gpu": 80, "helpsteer2_llama31_70b_4nodes": 80,
+               "helpsteer2_llama31_8b_lora_1x24gb": 24}
+    for path in sorted((Path(__file__).parents[1] / "recipes" / "gpu").glob("*.yaml")):
+        recipe = load_recipe(path, ["distributed.main_process_ip=10.0.0.1"] if "nodes" in path.stem else [])
+        stages = {s.name: s for s in recipe.stages}
+        for cfg in recipe.stages:
+            mem = stage_memory(cfg, stages)
+            if getattr(cfg, "train", None) is None:
+                assert mem is None, cfg.name
+                continue
+            assert mem is not None and "unknown" not in mem, (path.stem, cfg.name, mem)
+            assert mem["total"] < gpu_gib[path.stem] - 1, (path.stem, cfg.name, round(mem["total"], 1))
+    steerlm2 = stages_of(str(Path(__file__).parents[1] / "recipes/gpu/helpsteer2_llama31_8b_8gpu.yaml"))["steerlm2"]
+    assert steerlm2["frozen"] > 25 and steerlm2["params_b"] > 8  # reference + RM, both 8B bf16
+
+
+def stages_of(path: str) -> dict:
+    from align.memory import stage_memory
+
+    recipe = load_recipe(path)
+    stages = {s.name: s for s in recipe.stages}
+    return {name: stage_memory(cfg, stages) for name, cfg in stages.items()}
+
+
+def test_steerlm2_memory_unknown_policy_says_so(tmp_path, capsys):
+    """A steerlm2 policy the plan cannot read (a directory with no config) is 'unknown', not silently '-'."""
+    policy = tmp_path / "policy"
+    policy.mkdir()
+    stage = {"name": "s2", "kind": "steerlm2", "policy": str(policy), "reference": str(policy),
+             "reward_model": str(policy), "prompts": str(policy)}
+    path = write_recipe(tmp_path / "r.yaml", tmp_path / "run", [stage])
+    assert stages_of(str(path))["s2"] == {"unknown": f"policy {str(policy)!r} is not a model config this plan can read"}
+    assert main(["run", str(path), "--dry-run"]) == 0
+    assert "memory s2: unknown (policy" in capsys.readouterr().out.replace("\n", "")

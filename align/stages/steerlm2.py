@@ -6,6 +6,14 @@ under the unconditional `reference`, log Q'(y|a,x) under Q'; train Q_theta (from
 the SteerLM 2.0 loss; Q' <- Q_theta. Each finished iteration leaves
 `iterations/iter{k}/{samples.jsonl, model/, metrics.json}`; a rerun of an interrupted stage
 skips finished iterations and resumes the unfinished one's training from its checkpoint.
+
+Distributed (DDP or DeepSpeed ZeRO-2/3 through `distributed`): each process loads Q' whole
+from disk, samples and scores a contiguous shard of the iteration's (prompt, target) items
+(sampling seeds depend on the rank, so a run is reproducible for a given process count), and
+the records are gathered in rank order so every process trains on the same full sample set;
+rank 0 writes samples.jsonl and metrics.json. Training goes through BaseTrainer (its engine
+shards the weights); the trained Q_theta is saved whole (ZeRO-3 shards gathered) and reloaded
+whole on every process for the next iteration's sampling. Steerability runs on rank 0 only.
 """
 from __future__ import annotations
 
@@ -100,10 +108,11 @@ def attribute_log_probs(attributes: list[str], pred, targets: list[dict[str, int
 
 
 def _load(path: str, seed: int):
+    """A saved model in the dtype it was saved in (a bf16 8B policy stays bf16, not float32)."""
     from align.config.model_spec import ModelSpec
     from align.models import load_model
 
-    return load_model(ModelSpec(path=path), seed=seed)
+    return load_model(ModelSpec(path=path, dtype="auto"), seed=seed)
 
 
 @register_stage
@@ -113,6 +122,7 @@ class SteerLM2Stage(Stage):
     kind = "steerlm2"
     Config = SteerLM2Config
     produces_model = True
+    distributable = True
 
     @classmethod
     def outputs(cls, config) -> dict[str, str]:
@@ -122,51 +132,65 @@ class SteerLM2Stage(Stage):
         from transformers import set_seed
 
         from align.data import load_prompts
+        from align.distributed import process_state
         from align.steerlm.steerability import with_suffix
 
+        state = process_state()  # before any model is placed: fixes the backend and this process's device
         set_seed(ctx.seed)
         reference, _ = _load(ctx.resolve(config.reference, "model"), ctx.seed)
-        reference.eval()
+        reference.to(state.device).eval()
         scorer = load_scorer(ctx.resolve(config.reward_model, "model"))
         all_prompts = load_prompts(ctx.resolve(config.prompts, "prompts_train"))
         steer_prompts = load_eval_prompts(config.steerability, ctx) if config.steerability else None
         iter_root = ctx.work_dir / "iterations"
         metrics: dict[str, float] = {}
         proposal_dir = ctx.resolve(config.policy, "model")
-        model, tok = _load(proposal_dir, ctx.seed)
-        if steer_prompts is not None:
-            found = steer_metrics(model, tok, steer_prompts, config.steerability, config.marker, scorer, ctx.seed)
+        if steer_prompts is not None and state.is_main_process:
+            model, tok = _load(proposal_dir, ctx.seed)
+            found = steer_metrics(model.to(state.device), tok, steer_prompts, config.steerability, config.marker,
+                                  scorer, ctx.seed)
             log.info("steerability iter0: %s", "  ".join(f"{k}={v:.3f}" for k, v in found.items()))
             metrics.update(with_suffix(found, "iter0"))
+            del model
         for k in range(1, config.iterations + 1):
             it_dir = iter_root / f"iter{k}"
             done = it_dir / "metrics.json"
-            if done.exists():  # finished before an interruption: reuse it
+            # Every process must take the same branch: rank 0 decides (it alone writes metrics.json).
+            finished = _agree(state, done.exists())
+            if finished:  # finished before an interruption: reuse it
                 metrics.update(json.loads(done.read_text()))
                 proposal_dir = str(it_dir / "model")
                 log.info("iteration %d already done: reusing %s", k, it_dir)
                 continue
-            model, tok = _load(proposal_dir, ctx.seed)
-            it_metrics = self._iteration(config, ctx, k, model, tok, reference, scorer, all_prompts, it_dir)
-            if steer_prompts is not None:
-                model, tok = _load(str(it_dir / "model"), ctx.seed)
-                found = steer_metrics(model, tok, steer_prompts, config.steerability, config.marker, scorer, ctx.seed)
-                log.info("steerability iter%d: %s", k, "  ".join(f"{kk}={v:.3f}" for kk, v in found.items()))
-                it_metrics.update(with_suffix(found, f"iter{k}"))
-            done.write_text(json.dumps(it_metrics, indent=1))
+            model, tok = _load(proposal_dir, ctx.seed)  # whole weights on every process, for sampling
+            it_metrics = self._iteration(config, ctx, k, model.to(state.device), tok, reference, scorer,
+                                         all_prompts, it_dir, state)
+            if state.is_main_process:
+                if steer_prompts is not None:
+                    model, tok = _load(str(it_dir / "model"), ctx.seed)
+                    found = steer_metrics(model.to(state.device), tok, steer_prompts, config.steerability,
+                                          config.marker, scorer, ctx.seed)
+                    log.info("steerability iter%d: %s", k, "  ".join(f"{kk}={v:.3f}" for kk, v in found.items()))
+                    it_metrics.update(with_suffix(found, f"iter{k}"))
+                done.write_text(json.dumps(it_metrics, indent=1))
+            state.wait_for_everyone()
             metrics.update(it_metrics)
             proposal_dir = str(it_dir / "model")
-        shutil.copytree(proposal_dir, ctx.work_dir / "model", dirs_exist_ok=True)
+        if state.is_main_process:
+            shutil.copytree(proposal_dir, ctx.work_dir / "model", dirs_exist_ok=True)
+        state.wait_for_everyone()
         return metrics
 
-    def _iteration(self, config, ctx, k, model, tok, reference, scorer, all_prompts, it_dir) -> dict:
-        """Sample, score, train; leaves samples.jsonl and model/ in it_dir; returns metrics for iteration k."""
+    def _iteration(self, config, ctx, k, model, tok, reference, scorer, all_prompts, it_dir, state) -> dict:
+        """Sample, score, train; leaves samples.jsonl and model/ in it_dir; returns metrics for iteration k.
+
+        Each process samples and scores its shard of the items; the records are gathered so
+        every process trains on all of them.
+        """
         import torch
 
-        from align.generation import SamplingConfig, generate
-        from align.models import save_model
         from align.steerlm.labels import attribute_prefix
-        from align.steerlm.sequences import sequence_log_probs, tokenize_response
+        from align.steerlm.sequences import tokenize_response
         from align.steerlm.weights import effective_sample_size, kl_divergence, normalized_weights
         from align.trainers.steerlm2 import SampleGroup, SteerLM2Trainer
 
@@ -176,36 +200,16 @@ class SteerLM2Stage(Stage):
         n = config.samples_per_prompt
         it_dir.mkdir(parents=True, exist_ok=True)
         samples_path = it_dir / "samples.jsonl"
-        if samples_path.exists():  # sampled and scored before an interruption
+        if _agree(state, samples_path.exists()):  # sampled and scored before an interruption
             records = read_jsonl(samples_path)
         else:
-            sampling = SamplingConfig(max_new_tokens=config.max_new_tokens, temperature=config.temperature,
-                                      top_p=config.top_p, n=n, batch_size=config.generation_batch_size)
-            responses: list[list[str]] = [[] for _ in prompts]
-            by_target: dict[str, list[int]] = {}
-            for i, t in enumerate(targets):
-                by_target.setdefault(format_label(t), []).append(i)
-            for j, (label, idx) in enumerate(sorted(by_target.items())):
-                outs = generate(model, tok, [prompts[i] for i in idx], sampling, seed=ctx.seed * 7919 + k * 101 + j,
-                                prompt_suffix=attribute_prefix(targets[idx[0]], config.marker))
-                for i, o in zip(idx, outs):
-                    responses[i] = o
-            flat_p = [p for p in prompts for _ in range(n)]
-            flat_t = [t for t in targets for _ in range(n)]
-            flat_r = [r for rs in responses for r in rs]
-            cond = [tokenize_response(tok, p, r, attribute_prefix(t, config.marker), max_length=config.train.max_length)
-                    for p, t, r in zip(flat_p, flat_t, flat_r)]
-            plain = [tokenize_response(tok, p, r, "", max_length=config.train.max_length) for p, r in zip(flat_p, flat_r)]
-            log_q = sequence_log_probs(model, tok, cond, config.logprob_batch_size)
-            log_ref = sequence_log_probs(reference, tok, plain, config.logprob_batch_size)
-            pred = scorer.predict(flat_p, flat_r)  # [N, A]
-            log_attr = attribute_log_probs(scorer.attributes, pred, flat_t)
-            records = [{"group": i // n, "messages": p, "target": t, "response": r, "log_p_attr": float(a),
-                        "log_p_ref": float(lr), "log_q_prop": float(lq),
-                        "rm": dict(zip(scorer.attributes, map(float, pr)))}
-                       for i, (p, t, r, a, lr, lq, pr) in enumerate(zip(flat_p, flat_t, flat_r, log_attr, log_ref,
-                                                                         log_q, pred))]
-            write_jsonl(samples_path, records)  # atomic: a resumed run never sees half a file
+            rank, world = state.process_index, state.num_processes
+            lo, hi = len(prompts) * rank // world, len(prompts) * (rank + 1) // world
+            mine = self._sample_and_score(config, ctx, k, model, tok, reference, scorer, prompts[lo:hi],
+                                          targets[lo:hi], first_group=lo, rank=rank)
+            records = _gather_records(state, mine)
+            if state.is_main_process:
+                write_jsonl(samples_path, records)  # atomic: a resumed run never sees half a file
         groups = []
         for g in range(len(records) // n):
             recs = records[g * n:(g + 1) * n]
@@ -224,10 +228,84 @@ class SteerLM2Stage(Stage):
             out[f"steerlm2/rm/{a}/iter{k}"] = sum(r["rm"][a] for r in records) / len(records)
         trainer = SteerLM2Trainer(model, tok, config.train, it_dir, seed=ctx.seed + k,
                                   normalize_by_tokens=config.normalize_by_tokens)
+        _place_frozen(reference, scorer, "cpu")  # on a GPU: room for training; back for sampling / evaluation
         train_metrics = trainer.train(groups)
+        _place_frozen(reference, scorer, state.device)
         out.update({f"{key}/iter{k}": v for key, v in train_metrics.items()})
         log.info("iteration %d: %s", k, "  ".join(f"{kk}={v:.4g}" for kk, v in out.items()))
+        trainer.save_pretrained(it_dir / "model")  # every process: ZeRO-3 gathers the shards; then a barrier
         if trainer.is_main:
-            save_model(trainer.unwrapped_model(), tok, it_dir / "model")
             shutil.rmtree(trainer.checkpoint_dir, ignore_errors=True)
+        trainer.accelerator.wait_for_everyone()
         return out
+
+    def _sample_and_score(self, config, ctx, k, model, tok, reference, scorer, prompts, targets, *,
+                          first_group: int, rank: int) -> list[dict]:
+        """Sample n responses per (prompt, target) with Q' and score them: one record per response.
+
+        Rank 0's seeds are those of a one-process run; other ranks' are offset by the rank.
+        """
+        from align.generation import SamplingConfig, generate
+        from align.steerlm.labels import attribute_prefix
+        from align.steerlm.sequences import sequence_log_probs, tokenize_response
+
+        if not prompts:
+            return []
+        n = config.samples_per_prompt
+        sampling = SamplingConfig(max_new_tokens=config.max_new_tokens, temperature=config.temperature,
+                                  top_p=config.top_p, n=n, batch_size=config.generation_batch_size)
+        responses: list[list[str]] = [[] for _ in prompts]
+        by_target: dict[str, list[int]] = {}
+        for i, t in enumerate(targets):
+            by_target.setdefault(format_label(t), []).append(i)
+        for j, (label, idx) in enumerate(sorted(by_target.items())):
+            outs = generate(model, tok, [prompts[i] for i in idx], sampling,
+                            seed=ctx.seed * 7919 + k * 101 + j + rank * 1_000_003,
+                            prompt_suffix=attribute_prefix(targets[idx[0]], config.marker))
+            for i, o in zip(idx, outs):
+                responses[i] = o
+        flat_p = [p for p in prompts for _ in range(n)]
+        flat_t = [t for t in targets for _ in range(n)]
+        flat_r = [r for rs in responses for r in rs]
+        cond = [tokenize_response(tok, p, r, attribute_prefix(t, config.marker), max_length=config.train.max_length)
+                for p, t, r in zip(flat_p, flat_t, flat_r)]
+        plain = [tokenize_response(tok, p, r, "", max_length=config.train.max_length) for p, r in zip(flat_p, flat_r)]
+        log_q = sequence_log_probs(model, tok, cond, config.logprob_batch_size)
+        log_ref = sequence_log_probs(reference, tok, plain, config.logprob_batch_size)
+        pred = scorer.predict(flat_p, flat_r)  # [N, A]
+        log_attr = attribute_log_probs(scorer.attributes, pred, flat_t)
+        return [{"group": first_group + i // n, "messages": p, "target": t, "response": r, "log_p_attr": float(a),
+                 "log_p_ref": float(lr), "log_q_prop": float(lq), "rm": dict(zip(scorer.attributes, map(float, pr)))}
+                for i, (p, t, r, a, lr, lq, pr) in enumerate(zip(flat_p, flat_t, flat_r, log_attr, log_ref,
+                                                                  log_q, pred))]
+
+
+def _place_frozen(reference, scorer, device) -> None:
+    """Move the reference and reward models (a no-op when everything is on the CPU anyway)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return
+    reference.to(device)
+    scorer.model.to(device)
+    torch.cuda.empty_cache()
+
+
+def _agree(state, flag: bool) -> bool:
+    """Rank 0's `flag` on every process (a file rank 0 writes may appear mid-way for the others)."""
+    if state.num_processes == 1:
+        return flag
+    from accelerate.utils import broadcast_object_list
+
+    box = [flag]
+    broadcast_object_list(box, from_process=0)
+    return bool(box[0])
+
+
+def _gather_records(state, mine: list[dict]) -> list[dict]:
+    """Every process's records, concatenated in rank order (= item order: shards are contiguous)."""
+    if state.num_processes == 1:
+        return mine
+    from accelerate.utils import gather_object
+
+    return list(gather_object(mine))
