@@ -45,8 +45,8 @@ def _memory_note(name: str, mem: dict) -> str:
             f"grads {mem['grads']:.2f}, optimizer {mem['optimizer']:.2f}, activations {mem['activations']:.2f} GiB")
     if "frozen" in mem:
         note += "; frozen models " + ("unknown (not counted)" if mem["frozen"] is None else f"{mem['frozen']:.2f} GiB")
-    if mem.get("sampling") is not None:
-        note += f"; sampling phase (whole policy + frozen) {mem['sampling']:.2f} GiB"
+    if mem.get("sampling") is not None:  # steerlm2: frozen models wait in CPU memory while the policy trains
+        note += f" (CPU while training); sampling phase (whole policy + frozen) {mem['sampling']:.2f} GiB"
     return note
 
 
