@@ -57,3 +57,27 @@ def test_top_p_keeps_the_smallest_nucleus():
     draws = {int(sample_next(logits, 1.0, 0.7, g)) for _ in range(200)}
     assert draws == {0, 1}  # 0.5 + 0.3 reaches 0.7; 2 and 3 are never drawn
     assert int(sample_next(logits, 0.0, 1.0, None)) == 0
+
+
+def test_prefill_by_length_groups_matches_transformers_generate(world_dir, monkeypatch):
+    """Prompts of very different lengths, not sorted: the prefill runs them in length groups into
+    one cache, and the greedy tokens, in the input order, equal transformers.generate's on the
+    same left-padded batch, and those of a single prefill call."""
+    from align import decode
+    from align.chat import pad_with_mask
+
+    model, tok = _model(world_dir)
+    texts = ["What is 2 plus 3?" + " Please." * 12, "Hi.", "Say cat." + " Please." * 11, "Add 1 and 2.", "Ok?"]
+    ids, mask = pad_with_mask([tok(t, add_special_tokens=False)["input_ids"] for t in texts], tok.pad_token_id,
+                              left=True)
+    assert len(decode._length_groups(sorted(mask.sum(-1).tolist()), decode._CALL_COST_CPU)) > 1
+    # EOS: a token the model emits mid-way in some rows, so rows also leave the merged cache.
+    first = decode_compacting(model, ids, mask, max_new_tokens=10, eos_ids=[-1])
+    stop = max({t for r in first for t in r[2:]}, key=lambda t: sum(r.count(t) for r in first))
+    ours = decode_compacting(model, ids, mask, max_new_tokens=10, eos_ids=[stop])
+    hf = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=10, do_sample=False, eos_token_id=stop,
+                        pad_token_id=tok.pad_token_id)[:, ids.shape[1]:].tolist()
+    assert ours == [r[: r.index(stop) + 1] if stop in r else r for r in hf]
+    assert len({len(r) for r in ours}) > 1
+    monkeypatch.setattr(decode, "_length_groups", lambda lengths, call_cost: [(0, len(lengths))])
+    assert ours == decode_compacting(model, ids, mask, max_new_tokens=10, eos_ids=[stop])
