@@ -120,3 +120,24 @@ def test_recipe_steerlm1_then_steerlm2(world, tmp_path):
     ctx = StageContext(name="steerlm2", run_dir=tmp_path / "run", work_dir=work, seed=0, stages=cfgs)
     again = STAGE_KINDS["steerlm2"]().run(cfgs["steerlm2"], ctx)
     assert again["steerlm2/ess/iter2"] == 123.0 and again["steerlm2/ess/iter1"] == m["steerlm2/ess/iter1"]
+
+
+def test_sampled_steerability_counts_every_sample(world, monkeypatch):
+    """temperature > 0 scores `samples` answers per (target, prompt); greedy scores one."""
+    from align.config.model_spec import TinyModelSpec
+    from align.data import load_prompts
+    from align.steerlm import steerability
+    from align.world.tiny_model import build_tiny_model
+
+    root, tok = world
+    model = build_tiny_model(TinyModelSpec(hidden_size=32, layers=2, heads=2), tok, seed=0)
+    prompts = load_prompts(str(root / "w/data/prompts_test.jsonl"))[:3]
+    targets = [{"verbosity": 0}, {"verbosity": 4}]
+    scored = []
+    real = steerability.absolute_errors
+    monkeypatch.setattr(steerability, "absolute_errors", lambda req, got: scored.append(len(req)) or real(req, got))
+    greedy = steerability.measure_steerability(model, tok, prompts, targets, max_new_tokens=6)
+    sampled = steerability.measure_steerability(model, tok, prompts, targets, max_new_tokens=6,
+                                                temperature=1.0, top_p=0.9, samples=4)
+    assert scored == [2 * 3, 2 * 3 * 4]
+    assert set(greedy) == set(sampled) and 0.0 <= sampled["steer/mae_mean"] <= 4.0

@@ -32,7 +32,10 @@ class SteerEvalConfig(StrictModel):
     max_prompts: int = Field(32, ge=1, description="Prompts per target.")
     targets: list[dict[str, int]] = Field(default_factory=lambda: [dict(t) for t in DEFAULT_GRID],
                                           description="Grid of attribute vectors to request (values 0..4).")
-    max_new_tokens: int = Field(48, ge=1, description="Tokens per greedy answer.")
+    max_new_tokens: int = Field(48, ge=1, description="Tokens per answer.")
+    temperature: float = Field(0.0, ge=0.0, description="0: greedy answers; above 0: sampled answers.")
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling when temperature > 0.")
+    samples: int = Field(1, ge=1, description="Sampled answers per (target, prompt) when temperature > 0.")
     batch_size: int = Field(64, ge=1, description="Prompts per generation batch.")
     oracle: bool = Field(True, description="Also score with the world oracle (world prompts only).")
 
@@ -61,7 +64,7 @@ def steer_metrics(model, tokenizer, prompts, cfg: SteerEvalConfig, marker: str, 
 
     return measure_steerability(model, tokenizer, prompts, cfg.targets, max_new_tokens=cfg.max_new_tokens,
                                 batch_size=cfg.batch_size, marker=marker, scorer=scorer, use_oracle=cfg.oracle,
-                                seed=seed)
+                                seed=seed, temperature=cfg.temperature, top_p=cfg.top_p, samples=cfg.samples)
 
 
 def load_scorer(path: str | None):

@@ -1,7 +1,8 @@
 """Steerability: ask for a grid of attribute vectors, measure how close the answers land.
 
 For every target a in the grid and prompt x, the model answers with the attribute prefix
-of a (greedy by default); the achieved attributes are read by the world oracle (the gold
+of a (greedy by default, or sampled: SteerLM 2.0 fits the sampling distribution, and its
+gains can show there before they move the greedy answer); the achieved attributes are read by the world oracle (the gold
 judge, when the prompts are world prompts) and by the reward model (always available).
 Error = mean |requested - achieved| over (target, prompt) per attribute named by targets.
 """
@@ -46,19 +47,23 @@ def generate_for_targets(model, tokenizer, prompts: list[list[dict]], targets: l
 
 def measure_steerability(model, tokenizer, prompts: list[list[dict]], targets: list[Mapping[str, int]], *,
                          max_new_tokens: int = 48, batch_size: int = 64, marker: str = DEFAULT_MARKER,
-                         scorer=None, use_oracle: bool = True, seed: int = 0) -> dict[str, float]:
+                         scorer=None, use_oracle: bool = True, seed: int = 0, temperature: float = 0.0,
+                         top_p: float = 1.0, samples: int = 1) -> dict[str, float]:
     """{'steer/mae/<attr>', 'steer/mae_mean'} from the oracle and {'steer_rm/...'} from `scorer`.
 
-    Oracle figures appear only when `use_oracle` and the oracle understands the prompts.
+    Greedy answers by default (temperature 0); with a temperature, `samples` answers per
+    (target, prompt), all counted. Oracle figures appear only when `use_oracle` and the
+    oracle understands the prompts.
     """
     from align.data import flatten_messages
     from align.generation import SamplingConfig
 
-    sampling = SamplingConfig(max_new_tokens=max_new_tokens, batch_size=batch_size)
+    sampling = SamplingConfig(max_new_tokens=max_new_tokens, batch_size=batch_size, temperature=temperature,
+                              top_p=top_p, n=samples if temperature > 0 else 1)
     responses = generate_for_targets(model, tokenizer, prompts, targets, sampling, marker=marker, seed=seed)
-    req = [t for t in targets for _ in prompts]
-    flat_resp = [r[0] for per_target in responses for r in per_target]
-    all_prompts = [p for _ in targets for p in prompts]
+    req = [t for t, per_target in zip(targets, responses) for r in per_target for _ in r]
+    flat_resp = [x for per_target in responses for r in per_target for x in r]
+    all_prompts = [p for per_target in responses for p, r in zip(prompts, per_target) for _ in r]
     out: dict[str, float] = {}
     if use_oracle:
         from align.world.oracle import annotate
