@@ -12,7 +12,8 @@ optimizer states over the processes; ZeRO-3 / FULL_SHARD shard the weights too;
 Frozen models: `steerlm2` and `ppo` also count the models they hold beside the trained one
 (`frozen`: the reference and the reward model; PPO's reference is a copy of the policy
 unless it trains LoRA, whose disabled adapter is the reference; a separate critic is a
-trained full copy). steerlm2 samples with the whole policy and the frozen models on every
+trained full copy; its micro-batch is minibatch / processes, and under DDP every process
+holds all of it). steerlm2 samples with the whole policy and the frozen models on every
 process, then trains with the frozen models moved to CPU memory, so its total is the larger
 of the two phases (KV cache not counted). For other stages the estimate is the trained model only.
 A steerlm2 policy is an earlier stage (or a directory / hub id): the architecture is that
@@ -192,7 +193,9 @@ def stage_memory(cfg, stages: dict) -> dict | None:
     arch = find_arch(spec, stages)
     if arch is None:
         return None
-    batch = getattr(cfg, "minibatch", None) or train.batch_size  # PPO optimises on minibatches of its rollouts
+    batch = train.batch_size
+    if cfg.kind == "ppo":  # PPO optimises on minibatches of its rollouts, split over the processes
+        batch = max(1, cfg.minibatch // _dist_kwargs(cfg)["world"])
     out = estimate(arch, dtype=spec.dtype, precision=train.precision, batch=batch, seq=train.max_length,
                    lora_r=spec.lora.r if spec.lora else None, grad_ckpt=train.gradient_checkpointing,
                    **_dist_kwargs(cfg))
@@ -223,7 +226,8 @@ def _ppo_extras(cfg, stages: dict, arch: Arch, spec, out: dict) -> dict:
     frozen = [0.0 if spec.lora else whole, _weights_gib(cfg.reward.model, stages)]
     out["frozen"] = None if None in frozen else sum(frozen)
     if cfg.critic == "separate":  # a merged full copy, all of it trained
-        critic = estimate(arch, dtype=spec.dtype, precision=cfg.train.precision, batch=cfg.minibatch,
+        critic = estimate(arch, dtype=spec.dtype, precision=cfg.train.precision,
+                          batch=max(1, cfg.minibatch // _dist_kwargs(cfg)["world"]),
                           seq=cfg.train.max_length, lora_r=None, grad_ckpt=cfg.train.gradient_checkpointing,
                           **_dist_kwargs(cfg))
         for key in ("weights", "grads", "optimizer"):

@@ -12,6 +12,7 @@ import json
 
 import pytest
 import torch
+import yaml
 from accelerate.utils import DistributedType
 from safetensors.torch import load_file
 from transformers import AutoTokenizer
@@ -82,13 +83,11 @@ def test_two_processes_match_one(tmp_path, world_dir):
 
 
 def test_every_distributable_stage_runs_on_two_processes(tmp_path):
-    """reward_model, steerlm_sft, dpo and steerlm2 under a recipe-wide `distributed` default (2 gloo processes).
+    """reward_model, steerlm_sft, dpo, steerlm2 and ppo under a recipe-wide `distributed` default (2 gloo processes).
 
     steerlm2: each process samples half the items; the gathered samples file must be whole, and
     training on it must give the weights one process gets from the same file (batch 2 x 1 = 1 x 2).
     """
-    import yaml
-
     from align.stages import STAGE_KINDS
 
     tiny = dict(TINY)
@@ -107,6 +106,9 @@ def test_every_distributable_stage_runs_on_two_processes(tmp_path):
          "prompts": "world", "max_prompts": 4, "samples_per_prompt": 2, "max_new_tokens": 4, "iterations": 2,
          "target_distribution": [{"attributes": {"verbosity": 1}}, {"attributes": {"verbosity": 3}}],
          "train": {"epochs": 1, "lr": 1e-3, "batch_size": 1, "max_length": 128, "save_every": 0}},
+        {"name": "ppo", "kind": "ppo", "model": {"from": "sft"}, "prompts": "world.prompts_train",
+         "reward": {"oracle": "goodness"}, "steps": 2, "rollout_batch": 4, "minibatch": 2, "max_new_tokens": 4,
+         "kl_target": 1.0, "eval_samples": 0, "train": {"lr": 1e-3, "save_every": 1, "log_every": 1}},
     ]
     assert {s["kind"] for s in stages[1:]} == {k for k, c in STAGE_KINDS.items() if c.distributable}
     path = tmp_path / "r.yaml"
@@ -120,6 +122,43 @@ def test_every_distributable_stage_runs_on_two_processes(tmp_path):
         assert (tmp_path / "run" / name / "model" / "model.safetensors").is_file(), name
         assert json.loads((tmp_path / "run" / name / "metrics.json").read_text())["train/steps"] == 3, name
     _check_steerlm2(tmp_path, recipe)
+    ppo = json.loads((tmp_path / "run" / "ppo" / "metrics.json").read_text())
+    assert ppo["ppo/steps"] == 2 and (tmp_path / "run" / "ppo" / "model" / "model.safetensors").is_file()
+    assert ppo["ppo/kl_coef_final"] != 0.05  # the adaptive controller moved (on the global KL)
+
+
+def _ppo_recipe(tmp_path, name, distributed=None):
+    """PPO from a random tiny model with near-greedy rollouts (top_p 1e-6) and the rule-based oracle reward."""
+    ppo = {"name": "ppo", "kind": "ppo", "model": {"tiny": dict(TINY), "tokenizer": "world.tokenizer"},
+           "prompts": "world.prompts_train", "reward": {"oracle": "goodness"}, "steps": 2, "rollout_batch": 4,
+           "minibatch": 4, "ppo_epochs": 2, "max_new_tokens": 4, "top_p": 1e-6, "kl_target": 1.0,
+           "eval_samples": 0, "train": {"lr": 1e-3, "save_every": 0, "log_every": 1}}
+    if distributed:
+        ppo["distributed"] = distributed
+    return write_recipe(tmp_path / f"{name}.yaml", tmp_path / name, [world_stage(), ppo])
+
+
+def test_ppo_two_processes_match_one(tmp_path):
+    """2 processes x 2 rollouts = 1 process x 4: same responses (greedy), same global whitening and KL
+    controller, one minibatch of the whole rollout batch per optimizer step (DDP averages two
+    per-process token means, equal to the global one when all responses have the same length)."""
+    Runner(load_recipe(_ppo_recipe(tmp_path, "one"))).run()
+    Runner(load_recipe(_ppo_recipe(tmp_path, "two", {"num_processes": 2, "launcher": "torchrun", "cpu": True,
+                                                     "main_process_port": _free_port()}))).run()
+    m1 = json.loads((tmp_path / "one" / "ppo" / "metrics.json").read_text())
+    m2 = json.loads((tmp_path / "two" / "ppo" / "metrics.json").read_text())
+    for m in (m1, m2):  # the precondition of the exact comparison: equal response lengths
+        assert m["ppo/response_length_final"] == 4 and m["ppo/eos_fraction_final"] == 0, m
+    for key in ("ppo/reward_first", "ppo/reward_final", "ppo/kl_final", "ppo/kl_coef_final", "ppo/policy_loss_final",
+                "ppo/value_loss_final"):
+        assert m1[key] == pytest.approx(m2[key], rel=1e-4, abs=1e-6), key
+    a = load_file(str(tmp_path / "one" / "ppo" / "model" / "model.safetensors"))
+    b = load_file(str(tmp_path / "two" / "ppo" / "model" / "model.safetensors"))
+    init, _ = load_model(ModelSpec(tiny=TINY, tokenizer=str(tmp_path / "one" / "world" / "tokenizer")), seed=0)
+    start = init.state_dict()
+    assert max((a[k] - start[k]).abs().max().item() for k in a) > 1e-4  # PPO really moved the policy
+    worst = max((a[k] - b[k]).abs().max().item() for k in a)
+    assert worst < 1e-5, f"ppo: 2-process weights differ from 1-process by {worst}"
 
 
 def _check_steerlm2(tmp_path, recipe):
@@ -153,6 +192,39 @@ def _check_steerlm2(tmp_path, recipe):
     assert max((a[k] - start[k]).abs().max().item() for k in a) > 1e-5  # training moved the weights
     worst = max((a[k] - b[k]).abs().max().item() for k in a)
     assert worst < 1e-5, f"steerlm2: 2-process weights differ from 1-process by {worst}"
+
+
+@pytest.mark.slow
+def test_ppo_resume_on_two_processes_is_exact(tmp_path, monkeypatch):
+    """Sampled rollouts (rank-dependent seeds), minibatch < rollout_batch: stopped after step 2, resumed, equal."""
+    import os
+    from pathlib import Path
+
+    hooks = Path(__file__).parent / "launch_hooks"  # ALIGN_TEST_STOP_AT_STEP reaches the launched processes
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(hooks), os.environ.get("PYTHONPATH")])))
+
+    def recipe(name):
+        path = _ppo_recipe(tmp_path, name, {"num_processes": 2, "launcher": "torchrun", "cpu": True,
+                                            "main_process_port": _free_port()})
+        raw = yaml.safe_load(path.read_text())
+        raw["stages"][1].update(steps=4, minibatch=2, top_p=1.0)
+        raw["stages"][1]["train"]["save_every"] = 2
+        path.write_text(yaml.safe_dump(raw))
+        return path
+
+    Runner(load_recipe(recipe("straight"))).run()
+    path = recipe("stopped")
+    monkeypatch.setenv("ALIGN_TEST_STOP_AT_STEP", "2")
+    with pytest.raises(AlignError, match="exited with code"):
+        Runner(load_recipe(path)).run()
+    ckpts = tmp_path / "stopped" / ".work" / "ppo" / "checkpoints"
+    assert sorted(p.name for p in ckpts.iterdir()) == ["step-00000002"]
+    monkeypatch.delenv("ALIGN_TEST_STOP_AT_STEP")
+    Runner(load_recipe(path)).run()
+    assert "(step 2)" in (tmp_path / "stopped" / "ppo" / "stage.log").read_text()  # resumed, not restarted
+    a = load_file(str(tmp_path / "straight" / "ppo" / "model" / "model.safetensors"))
+    b = load_file(str(tmp_path / "stopped" / "ppo" / "model" / "model.safetensors"))
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
 
 
 def test_launch_commands_per_engine(tmp_path):

@@ -202,3 +202,22 @@ def test_steerlm2_memory_unknown_policy_says_so(tmp_path, capsys):
     assert stages_of(str(path))["s2"] == {"unknown": f"policy {str(policy)!r} is not a model config this plan can read"}
     assert main(["run", str(path), "--dry-run"]) == 0
     assert "memory s2: unknown (policy" in capsys.readouterr().out.replace("\n", "")
+
+
+def test_ppo_distributed_is_ddp_only_with_divisible_batches(tmp_path):
+    """ppo takes DDP (also from the recipe default) but refuses DeepSpeed/FSDP and batches the processes don't divide."""
+    ppo = {"name": "ppo", "kind": "ppo", "model": {"from": "sft"}, "prompts": "world.prompts_train",
+           "reward": {"oracle": "goodness"}, "rollout_batch": 8, "minibatch": 4}
+    stages = [world_stage(), sft_stage(), ppo]
+    deepspeed = {"strategy": "deepspeed", "zero_stage": 2, "num_processes": 2}
+    _one(_problems(tmp_path, stages, distributed=deepspeed), "stages[2] (ppo).distributed", "strategy ddp only")
+    _one(_problems(tmp_path, stages, distributed={"num_processes": 3}), "stages[2] (ppo).distributed",
+         "multiples of the 3 processes")
+    path = tmp_path / "ok.yaml"
+    path.write_text(yaml.safe_dump({"run_dir": str(tmp_path / "run"), "seed": 0, "distributed": deepspeed,
+                                    "stages": [world_stage(), sft_stage(),
+                                               {**ppo, "distributed": {"num_processes": 4}}]}))
+    assert load_recipe(path).stage("ppo").distributed.world_size == 4
+    path.write_text(yaml.safe_dump({"run_dir": str(tmp_path / "run"), "seed": 0, "distributed": deepspeed,
+                                    "stages": [world_stage(), sft_stage(), {**ppo, "distributed": None}]}))
+    assert load_recipe(path).stage("ppo").distributed is None

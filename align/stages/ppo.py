@@ -1,5 +1,11 @@
 """Stage `kind: ppo`: actor-critic PPO against a reward function (SPEC.md section 5).
 
+Distributed: DDP only (`distributed: {strategy: ddp, ...}`); see align.trainers.ppo for how
+rollouts and minibatches are split. DeepSpeed and FSDP are refused: the trainer prepares the
+policy and the value head (and a separate critic) as separate modules, while accelerate's
+DeepSpeed integration prepares one model per engine, and rollouts generate with the whole unwrapped policy,
+which ZeRO-3 / FSDP would have partitioned. Evaluations and saving run on rank 0.
+
 Also home of the reward block shared with `kind: dpo` (iterative pairs): a reward is a
 trained reward model scalarised by a weights preset (`model: rm`), or the world oracle as
 a rule-based reward (`oracle: goodness`). Both are `rewards.interface.RewardFunction`s.
@@ -79,8 +85,8 @@ class PPOConfig(StageConfig):
     max_prompts: int | None = Field(None, ge=1, description="Use at most this many prompts.")
     reward: RewardSpec = Field(description="The reward function.")
     steps: int = Field(20, ge=1, description="PPO steps (one rollout batch each).")
-    rollout_batch: int = Field(32, ge=1, description="Responses sampled per step.")
-    minibatch: int = Field(16, ge=1, description="Responses per optimizer step.")
+    rollout_batch: int = Field(32, ge=1, description="Responses sampled per step (all processes together).")
+    minibatch: int = Field(16, ge=1, description="Responses per optimizer step (all processes together).")
     ppo_epochs: int = Field(2, ge=1, description="Passes over each rollout batch.")
     clip: float = Field(0.2, gt=0, description="Policy ratio clip.")
     value_clip: float = Field(0.2, gt=0, description="Value clip around the rollout values.")
@@ -115,16 +121,35 @@ class PPOStage(Stage):
     kind = "ppo"
     Config = PPOConfig
     produces_model = True
+    distributable = True
+
+    @classmethod
+    def check(cls, config: PPOConfig) -> list[str]:
+        dist = config.distributed
+        if dist is None:
+            return []
+        if dist.strategy != "ddp":
+            return [(f"distributed: ppo runs under strategy ddp only, not {dist.strategy} (its rollouts generate "
+                     "with the whole policy on every process, and the policy and value head are separate "
+                     "modules); set `distributed: {strategy: ddp, ...}` on the stage (LoRA for large models), "
+                     "or `distributed: null` for one process")]
+        world = dist.world_size
+        if config.rollout_batch % world or config.minibatch % world:
+            return [(f"distributed: rollout_batch {config.rollout_batch} and minibatch {config.minibatch} are "
+                     f"global counts and must be multiples of the {world} processes")]
+        return []
 
     def run(self, config: PPOConfig, ctx) -> dict:
         from transformers import set_seed
 
         from align.data import load_prompts
+        from align.distributed import process_state
         from align.models import load_model, save_model
         from align.stages.dpo import policy_sample_metrics, reference_for_eval
         from align.stages.sft import run_oracle_eval
         from align.trainers.ppo import PPOSettings, PPOTrainer
 
+        process_state()  # before any model is placed: fixes the backend and this process's device
         set_seed(ctx.seed)
         model, tokenizer = load_model(ctx.resolve_model(config.model), seed=ctx.seed)
         prompts = load_prompts(ctx.resolve(config.prompts, "prompts_train"))[: config.max_prompts]
@@ -133,7 +158,7 @@ class PPOStage(Stage):
         settings = PPOSettings(**{k: v for k, v in config.model_dump().items() if k in names})
         trainer = PPOTrainer(model, tokenizer, reward_fn, config.train, ctx.work_dir, settings, seed=ctx.seed)
         metrics: dict = {"data/prompts": float(len(prompts))}
-        ref = reference_for_eval(model, trainer.ref_model)
+        ref = reference_for_eval(model, trainer.ref_model) if trainer.is_main else None
         if trainer.is_main:
             metrics.update(run_oracle_eval(model, tokenizer, config.oracle_eval, ctx, "before"))
             metrics.update(policy_sample_metrics(model, ref, tokenizer, config, ctx, reward_fn, "before"))

@@ -8,6 +8,14 @@ updates of the clipped policy and value losses.
 
 Override points: `compute_loss(model, batch)` (calls the pure losses in align.losses.ppo),
 `token_rewards(scores, logprobs, ref_logprobs, mask)` and `advantages(batch)`.
+
+Several processes (DDP): `rollout_batch` and `minibatch` are global. Every process draws the
+same step's prompts (a shared seeded order) and takes its contiguous 1/world slice, samples it
+with the whole unwrapped policy (seed offset by the rank; rank 0's equal a one-process run's),
+and scores it locally. Advantage whitening, the logged rollout means and the KL controller's
+input are computed over all processes' responses. Each optimizer step takes minibatch/world
+responses from every process's own slice (DDP averages the gradients), in the order of the
+shared minibatch permutation restricted to that slice. Rank 0 alone logs and checkpoints.
 """
 from __future__ import annotations
 
@@ -104,6 +112,11 @@ class PPOTrainer(BaseTrainer):
         if self.critic is not None and hasattr(self.critic, "disable_adapter"):
             self.critic = self.critic.merge_and_unload()
             self.critic.requires_grad_(True)
+        if self.critic is not None:
+            # The critic gives hidden states only: an untied LM head never gets a gradient (which DDP refuses).
+            head, emb = self.critic.get_output_embeddings(), self.critic.get_input_embeddings()
+            if head is not None and head.weight is not emb.weight:
+                head.requires_grad_(False)
         self.value_head = ValueHead(hidden)
         self.kl_ctl = (AdaptiveKLController(self.s.kl_coef, self.s.kl_target, self.s.kl_horizon)
                        if self.s.kl_target else FixedKLController(self.s.kl_coef))
@@ -157,8 +170,19 @@ class PPOTrainer(BaseTrainer):
         """GAE advantages (whitened if configured) and returns, both [B, R]."""
         adv, ret = gae(batch["rewards"], batch["old_values"], batch["response_mask"], self.s.gamma, self.s.lam)
         if self.s.whiten_advantages:
-            adv = masked_whiten(adv, batch["response_mask"])
+            adv = self.whiten(adv, batch["response_mask"])
         return adv, ret
+
+    def whiten(self, x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+        """`masked_whiten` with mean and (unbiased) variance over every process's masked entries."""
+        acc = self.accelerator
+        if acc.num_processes == 1:
+            return masked_whiten(x, mask, eps=eps)
+        sums = acc.reduce(torch.stack([(x * mask).sum(), mask.sum()]).float(), "sum")
+        mean = sums[0] / sums[1].clamp_min(1)
+        sq = acc.reduce((((x - mean) ** 2) * mask).sum().float().reshape(1), "sum")[0]
+        var = sq / sums[1].clamp_min(2).sub(1)
+        return (x - mean) * torch.rsqrt(var + eps) * mask
 
     # ---- rollouts ----------------------------------------------------------------------
     @torch.no_grad()
@@ -181,12 +205,25 @@ class PPOTrainer(BaseTrainer):
         rewards, kl = self.token_rewards(scores, logps, ref_logps, mask)
         batch.update(old_logps=logps, ref_logps=ref_logps, old_values=values * mask, rewards=rewards)
         batch["advantages"], batch["returns"] = self.advantages(batch)
-        stats = {"reward": raw_scores.mean().item(), "score_with_penalty": scores.mean().item(),
-                 "kl": kl.sum(1).mean().item(), "response_length": mask.sum(1).mean().item(),
-                 "eos_fraction": has_eos.float().mean().item(), "kl_coef": self.kl_ctl.value}
+        # means over every process's responses (equal slices: a gather, then the mean)
+        per_sample = torch.stack([raw_scores, scores, kl.sum(1), mask.sum(1), has_eos.float()], 1)
+        if self.accelerator.num_processes > 1:
+            per_sample = self.accelerator.gather(per_sample)
+        means = per_sample.mean(0).tolist()
+        stats = dict(zip(("reward", "score_with_penalty", "kl", "response_length", "eos_fraction"), means))
+        stats["kl_coef"] = self.kl_ctl.value
         return {"batch": batch, "stats": stats, "texts": texts}
 
     # ---- the loop ----------------------------------------------------------------------
+    def _mean_over_processes(self, window: dict[str, list[float]]) -> dict[str, float]:
+        """Each metric's mean over this step's minibatches, averaged over processes."""
+        means = {k: sum(v) / len(v) for k, v in window.items()}
+        if self.accelerator.num_processes == 1 or not means:
+            return means
+        keys = sorted(means)
+        t = torch.tensor([means[k] for k in keys], dtype=torch.float32, device=self.accelerator.device)
+        return dict(zip(keys, self.accelerator.reduce(t, "mean").tolist()))
+
     def _make_optimizer(self):
         params = [p for p in self.model.parameters() if p.requires_grad] + list(self.value_head.parameters())
         if self.critic is not None:
@@ -220,6 +257,14 @@ class PPOTrainer(BaseTrainer):
         s, acc = self.s, self.accelerator
         if not prompts:
             raise TrainingError("PPO needs at least one prompt")
+        if self.sharded:
+            raise TrainingError(f"PPO runs under DDP only, not {self.engine}")
+        world, rank = acc.num_processes, acc.process_index
+        if s.rollout_batch % world or s.minibatch % world:
+            raise TrainingError(f"rollout_batch {s.rollout_batch} and minibatch {s.minibatch} must be multiples "
+                                f"of the {world} processes")
+        lo, hi = s.rollout_batch * rank // world, s.rollout_batch * (rank + 1) // world  # this process's slice
+        local_mb = s.minibatch // world
         optimizer = self._make_optimizer()
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)  # constant; kept for checkpoints
         g = torch.Generator().manual_seed(self.seed)
@@ -243,12 +288,13 @@ class PPOTrainer(BaseTrainer):
                 order += torch.randperm(len(prompts), generator=g).tolist()
             idx, order = order[: s.rollout_batch], order[s.rollout_batch:]
             self._reseed(step)
-            roll = self.rollout([prompts[i] for i in idx], seed=self.seed * 1_000_003 + step)
+            roll = self.rollout([prompts[i] for i in idx[lo:hi]], seed=self.seed * 1_000_003 + step + rank * 2**40)
             batch, window = roll["batch"], defaultdict(list)
             for epoch in range(s.ppo_epochs):
-                perm = torch.randperm(s.rollout_batch, generator=g)
-                for start in range(0, s.rollout_batch, s.minibatch):
-                    mb = _select(batch, perm[start : start + s.minibatch])
+                perm = torch.randperm(s.rollout_batch, generator=g)  # the same on every process
+                mine = perm[(perm >= lo) & (perm < hi)] - lo  # this process's rows, in that order
+                for start in range(0, len(mine), local_mb):
+                    mb = _select(batch, mine[start : start + local_mb])
                     loss, metrics = self.compute_loss(self.model, mb)
                     self._check_finite(loss)
                     acc.backward(loss)
@@ -262,7 +308,7 @@ class PPOTrainer(BaseTrainer):
             self.kl_ctl.update(roll["stats"]["kl"], s.rollout_batch)
             self.global_step = step + 1
             row = {f"ppo/{k}": v for k, v in roll["stats"].items()}
-            row.update({f"ppo/{k}": sum(v) / len(v) for k, v in window.items()})
+            row.update({f"ppo/{k}": v for k, v in self._mean_over_processes(window).items()})
             row["step"] = self.global_step
             self.history.append(row)
             if self.is_main and (self.global_step % self.config.log_every == 0 or self.global_step == s.steps):
