@@ -6,8 +6,10 @@ comparison it predicts the same score for right and wrong answers. This script t
 fresh reward head on a model (default: the quickstart's SFT model) on fresh samples with
 X, Y drawn from the first N world items, and prints the mean prediction for right and wrong
 answers as training goes. It measures why the quickstart's RM cannot tell a wrong item or
-number from the right one (issue 3): with the world's 48 items the comparison has not
-formed after 800 steps of 32, while with 4 items it forms in about 200.
+number from the right one (issue 3). Measured on 2 CPU cores: from the quickstart's SFT
+model, right and wrong answers get the same prediction (gap 0.00) after 800 steps of 32
+with the world's 48 items, and after 400 steps even with 4 items; from an SFT model
+trained twice as long, 4 items separate fully by step 200 and 16 items begin to by step 800.
 
 run: .venv/bin/python experiments/rm_copy_learnability.py --items 48 --steps 800
 """
