@@ -11,7 +11,6 @@ run: .venv/bin/python benchmarks/bench_judge_concurrency.py [--questions 20] [--
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -44,6 +43,7 @@ def main() -> None:
 
     import threading
 
+    from align.io_utils import write_jsonl
     from evals.judge_prompts import load_judge_prompts
     from evals.judges import LLMJudge
     from evals.openai_client import ChatEndpoint
@@ -54,7 +54,7 @@ def main() -> None:
     answers = [q.reference for q in qs]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "p.jsonl"
-        path.write_text("".join(json.dumps(p) + "\n" for p in PROMPTS))
+        write_jsonl(path, PROMPTS)
         prompts = load_judge_prompts(str(path))
     server = ChatServer(_Slow(args.latency), "127.0.0.1", 0)
     server.lock = _NoLock()  # the scripted judge is thread-safe; a real remote judge is not behind our lock
