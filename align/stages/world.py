@@ -32,7 +32,7 @@ class WorldConfig(StageConfig):
     """Sizes of the generated world."""
 
     kind: Literal["world"] = "world"
-    prompts: int = Field(2000, ge=10, description="Prompts in train + validation (two responses each).")
+    prompts: int = Field(2000, ge=10, description="Prompts in train + validation (`responses_per_prompt` responses each).")
     validation_fraction: float = Field(0.05, gt=0, lt=0.5, description="Fraction of prompts held out for validation.")
     test_prompts: int = Field(200, ge=1, description="Fresh prompts for held-out evaluation.")
     multi_turn_fraction: float = Field(0.3, ge=0, le=1, description="Fraction of multi-turn prompts (HelpSteer2: ~0.29).")
