@@ -13,7 +13,8 @@ from disk, samples and scores a contiguous shard of the iteration's (prompt, tar
 the records are gathered in rank order so every process trains on the same full sample set;
 rank 0 writes samples.jsonl and metrics.json. Training goes through BaseTrainer (its engine
 shards the weights); the trained Q_theta is saved whole (ZeRO-3 shards gathered) and reloaded
-whole on every process for the next iteration's sampling. Steerability runs on rank 0 only.
+whole on every process for the next iteration's sampling. Steerability runs on rank 0 only, and
+rank 0 samples with the copy of Q' it measured rather than loading it again.
 """
 from __future__ import annotations
 
@@ -133,7 +134,6 @@ class SteerLM2Stage(Stage):
 
         from align.data import load_prompts
         from align.distributed import process_state
-        from align.steerlm.steerability import with_suffix
 
         state = process_state()  # before any model is placed: fixes the backend and this process's device
         set_seed(ctx.seed)
@@ -145,13 +145,10 @@ class SteerLM2Stage(Stage):
         iter_root = ctx.work_dir / "iterations"
         metrics: dict[str, float] = {}
         proposal_dir = ctx.resolve(config.policy, "model")
+        model = tok = None  # Q' (proposal_dir) when this process already holds it: rank 0 keeps what it measured
         if steer_prompts is not None and state.is_main_process:
             model, tok = _load(proposal_dir, ctx.seed)
-            found = steer_metrics(model.to(state.device), tok, steer_prompts, config.steerability, config.marker,
-                                  scorer, ctx.seed)
-            log.info("steerability iter0: %s", "  ".join(f"{k}={v:.3f}" for k, v in found.items()))
-            metrics.update(with_suffix(found, "iter0"))
-            del model
+            metrics.update(_steer(config, ctx, state, model, tok, steer_prompts, scorer, "iter0"))
         for k in range(1, config.iterations + 1):
             it_dir = iter_root / f"iter{k}"
             done = it_dir / "metrics.json"
@@ -160,22 +157,22 @@ class SteerLM2Stage(Stage):
             if finished:  # finished before an interruption: reuse it
                 metrics.update(json.loads(done.read_text()))
                 proposal_dir = str(it_dir / "model")
+                model = tok = None
                 log.info("iteration %d already done: reusing %s", k, it_dir)
                 continue
-            model, tok = _load(proposal_dir, ctx.seed)  # whole weights on every process, for sampling
+            if model is None:
+                model, tok = _load(proposal_dir, ctx.seed)  # whole weights on every process, for sampling
             it_metrics = self._iteration(config, ctx, k, model.to(state.device), tok, reference, scorer,
                                          all_prompts, it_dir, state)
+            model = tok = None
+            proposal_dir = str(it_dir / "model")
             if state.is_main_process:
-                if steer_prompts is not None:
-                    model, tok = _load(str(it_dir / "model"), ctx.seed)
-                    found = steer_metrics(model.to(state.device), tok, steer_prompts, config.steerability,
-                                          config.marker, scorer, ctx.seed)
-                    log.info("steerability iter%d: %s", k, "  ".join(f"{kk}={v:.3f}" for kk, v in found.items()))
-                    it_metrics.update(with_suffix(found, f"iter{k}"))
+                if steer_prompts is not None:  # the saved Q_theta, kept as the next iteration's Q'
+                    model, tok = _load(proposal_dir, ctx.seed)
+                    it_metrics.update(_steer(config, ctx, state, model, tok, steer_prompts, scorer, f"iter{k}"))
                 done.write_text(json.dumps(it_metrics, indent=1))
             state.wait_for_everyone()
             metrics.update(it_metrics)
-            proposal_dir = str(it_dir / "model")
         if state.is_main_process:
             shutil.copytree(proposal_dir, ctx.work_dir / "model", dirs_exist_ok=True)
         state.wait_for_everyone()
@@ -278,6 +275,15 @@ class SteerLM2Stage(Stage):
                  "log_p_ref": float(lr), "log_q_prop": float(lq), "rm": dict(zip(scorer.attributes, map(float, pr)))}
                 for i, (p, t, r, a, lr, lq, pr) in enumerate(zip(flat_p, flat_t, flat_r, log_attr, log_ref,
                                                                   log_q, pred))]
+
+
+def _steer(config, ctx, state, model, tok, prompts, scorer, tag: str) -> dict:
+    """Steerability of `model` (rank 0 only), metrics suffixed with `tag`."""
+    from align.steerlm.steerability import with_suffix
+
+    found = steer_metrics(model.to(state.device), tok, prompts, config.steerability, config.marker, scorer, ctx.seed)
+    log.info("steerability %s: %s", tag, "  ".join(f"{k}={v:.3f}" for k, v in found.items()))
+    return with_suffix(found, tag)
 
 
 def _place_frozen(reference, scorer, device) -> None:
