@@ -11,7 +11,6 @@ the same optimisation as 1 process x 8 rows, so ZeRO must reproduce the 1-proces
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -19,21 +18,24 @@ import yaml
 from safetensors.torch import load_file
 from transformers import AutoTokenizer
 
-from align.errors import AlignError
 from align.recipe import load_recipe
 from align.runner import Runner
 from tests.helpers import TINY
-from tests.test_distributed import _equal_length_data, _free_port, _recipe
+from tests.test_distributed import (
+    _equal_length_data,
+    _free_port,
+    _recipe,
+    run_stopped_at,
+    use_launch_hooks,
+)
 
 pytest.importorskip("deepspeed")
-
-HOOKS = Path(__file__).parent / "launch_hooks"
 
 
 @pytest.fixture
 def launched(monkeypatch):
     """Launched processes load tests/launch_hooks and partition every ZeRO-3 parameter."""
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(HOOKS), os.environ.get("PYTHONPATH")])))
+    use_launch_hooks(monkeypatch)
     monkeypatch.setenv("ALIGN_TEST_ZERO3_PARTITION_ALL", "1")
     return monkeypatch
 
@@ -90,14 +92,10 @@ def test_zero3_resume_is_exact(tmp_path, sft_data, launched):
 
     Runner(load_recipe(recipe("straight"))).run()
     path = recipe("stopped")
-    launched.setenv("ALIGN_TEST_STOP_AT_STEP", "3")
-    with pytest.raises(AlignError, match="exited with code"):
-        Runner(load_recipe(path)).run()
     ckpts = tmp_path / "stopped" / ".work" / "sft" / "checkpoints"
-    assert sorted(p.name for p in ckpts.iterdir()) == ["step-00000002"]
+    assert run_stopped_at(launched, path, 3, ckpts) == ["step-00000002"]
     assert {p.name for p in (ckpts / "step-00000002" / "pytorch_model").iterdir()} >= {
         "zero_pp_rank_0_mp_rank_00_optim_states.pt", "zero_pp_rank_1_mp_rank_00_optim_states.pt"}
-    launched.delenv("ALIGN_TEST_STOP_AT_STEP")
     runner = Runner(load_recipe(path))
     assert [a for _, a in runner.plan()] == ["resume"]
     runner.run()

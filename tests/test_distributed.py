@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -35,6 +37,21 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def use_launch_hooks(monkeypatch) -> None:
+    """Put tests/launch_hooks on the launched processes' PYTHONPATH (ALIGN_TEST_* variables reach them)."""
+    hooks = Path(__file__).parent / "launch_hooks"
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(hooks), os.environ.get("PYTHONPATH")])))
+
+
+def run_stopped_at(monkeypatch, recipe_path: Path, step: int, checkpoints: Path) -> list[str]:
+    """Run the recipe with its launched processes stopped at `step`; the checkpoint names left behind."""
+    monkeypatch.setenv("ALIGN_TEST_STOP_AT_STEP", str(step))
+    with pytest.raises(AlignError, match="exited with code"):
+        Runner(load_recipe(recipe_path)).run()
+    monkeypatch.delenv("ALIGN_TEST_STOP_AT_STEP")
+    return sorted(p.name for p in checkpoints.iterdir())
 
 
 def _equal_length_data(path, tok):
@@ -197,11 +214,7 @@ def _check_steerlm2(tmp_path, recipe):
 @pytest.mark.slow
 def test_ppo_resume_on_two_processes_is_exact(tmp_path, monkeypatch):
     """Sampled rollouts (rank-dependent seeds), minibatch < rollout_batch: stopped after step 2, resumed, equal."""
-    import os
-    from pathlib import Path
-
-    hooks = Path(__file__).parent / "launch_hooks"  # ALIGN_TEST_STOP_AT_STEP reaches the launched processes
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(hooks), os.environ.get("PYTHONPATH")])))
+    use_launch_hooks(monkeypatch)
 
     def recipe(name):
         path = _ppo_recipe(tmp_path, name, {"num_processes": 2, "launcher": "torchrun", "cpu": True,
@@ -214,12 +227,8 @@ def test_ppo_resume_on_two_processes_is_exact(tmp_path, monkeypatch):
 
     Runner(load_recipe(recipe("straight"))).run()
     path = recipe("stopped")
-    monkeypatch.setenv("ALIGN_TEST_STOP_AT_STEP", "2")
-    with pytest.raises(AlignError, match="exited with code"):
-        Runner(load_recipe(path)).run()
     ckpts = tmp_path / "stopped" / ".work" / "ppo" / "checkpoints"
-    assert sorted(p.name for p in ckpts.iterdir()) == ["step-00000002"]
-    monkeypatch.delenv("ALIGN_TEST_STOP_AT_STEP")
+    assert run_stopped_at(monkeypatch, path, 2, ckpts) == ["step-00000002"]
     Runner(load_recipe(path)).run()
     assert "(step 2)" in (tmp_path / "stopped" / "ppo" / "stage.log").read_text()  # resumed, not restarted
     a = load_file(str(tmp_path / "straight" / "ppo" / "model" / "model.safetensors"))

@@ -291,16 +291,19 @@ class BaseTrainer:
             save_model(self.unwrapped_model(), self.tokenizer, out_dir, merge_lora=merge_lora, state_dict=state_dict)
         self.accelerator.wait_for_everyone()
 
-    def _save(self, optimizer, scheduler) -> None:
-        state = {"global_step": self.global_step, "history": self.history}
+    def _save(self, optimizer, scheduler, *, modules=None, **extra_state) -> None:
+        """Checkpoint the step: the model (or, unsharded, `modules`: everything a trainer trains) and
+        optimizer, with the global step, history and any `extra_state` a resumed run needs."""
+        state = {"global_step": self.global_step, "history": self.history, **extra_state}
         if self.sharded:
             save_sharded_checkpoint(self.accelerator, self.checkpoint_dir, self.global_step, state,
                                     keep=self.config.keep_checkpoints)
             return
         self.accelerator.wait_for_everyone()
         if self.is_main:
-            save_checkpoint(self.checkpoint_dir, self.global_step, self.unwrapped_model(), optimizer, scheduler,
-                            state, keep=self.config.keep_checkpoints)
+            save_checkpoint(self.checkpoint_dir, self.global_step,
+                            self.unwrapped_model() if modules is None else modules, optimizer, scheduler, state,
+                            keep=self.config.keep_checkpoints)
         self.accelerator.wait_for_everyone()
 
     def _summary(self, elapsed: float, samples: int) -> dict[str, float]:

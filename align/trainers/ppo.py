@@ -45,7 +45,7 @@ from align.losses import (
     masked_whiten,
 )
 from align.trainers.base import BaseTrainer
-from align.trainers.checkpoints import load_latest_checkpoint, save_checkpoint
+from align.trainers.checkpoints import load_latest_checkpoint
 from align.trainers.dpo import reference_context, token_logps
 
 log = logging.getLogger("align")
@@ -238,16 +238,6 @@ class PPOTrainer(BaseTrainer):
             mods["critic"] = self.accelerator.unwrap_model(self.critic)
         return nn.ModuleDict(mods)
 
-    def _save_ppo(self, optimizer, scheduler, order: list[int], g: torch.Generator) -> None:
-        """Checkpoint the step with its prompt order and generator, so a resumed run is exact."""
-        self.accelerator.wait_for_everyone()
-        if self.is_main:
-            state = {"global_step": self.global_step, "history": self.history, "kl_coef": self.kl_ctl.value,
-                     "order": order, "generator": g.get_state().tolist()}
-            save_checkpoint(self.checkpoint_dir, self.global_step, self._trained_modules(), optimizer, scheduler,
-                            state, keep=self.config.keep_checkpoints)
-        self.accelerator.wait_for_everyone()
-
     def train(self, prompts: list[list[dict]], eval_dataset=None) -> dict[str, float]:
         """Run `settings.steps` PPO steps over `prompts` (cycled in a seeded order); return final metrics.
 
@@ -315,7 +305,9 @@ class PPOTrainer(BaseTrainer):
                 log.info("ppo step %d  %s", self.global_step,
                          "  ".join(f"{k.split('/')[-1]}={v:.4g}" for k, v in row.items() if k != "step"))
             if self.config.save_every and self.global_step % self.config.save_every == 0 and self.global_step < s.steps:
-                self._save_ppo(optimizer, scheduler, order, g)
+                # with the prompt order and generator, so a resumed run is exact
+                self._save(optimizer, scheduler, modules=self._trained_modules(), kl_coef=self.kl_ctl.value,
+                           order=order, generator=g.get_state().tolist())
         out = {"ppo/steps": float(s.steps), "ppo/seconds": time.time() - t0}
         first, last = self.history[0], self.history[-1]
         for k, v in last.items():
