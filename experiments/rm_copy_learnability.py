@@ -5,11 +5,13 @@ Only the comparison of X and Y separates the labels, so until the model forms th
 comparison it predicts the same score for right and wrong answers. This script trains a
 fresh reward head on a model (default: the quickstart's SFT model) on fresh samples with
 X, Y drawn from the first N world items, and prints the mean prediction for right and wrong
-answers as training goes. It measures why the quickstart's RM cannot tell a wrong item or
-number from the right one (issue 3). Measured on 2 CPU cores: from the quickstart's SFT
-model, right and wrong answers get the same prediction (gap 0.00) after 800 steps of 32
-with the world's 48 items, and after 400 steps even with 4 items; from an SFT model
-trained twice as long, 4 items separate fully by step 200 and 16 items begin to by step 800.
+answers as training goes. It measures why a reward model on the world can miss a wrong item
+or number (issue 3). Measured on 2 CPU cores with the earlier quickstart (4 rated responses
+per prompt, its SFT model trained on 3,600 rows): right and wrong answers got the same
+prediction (gap 0.00) after 800 steps of 32 with the world's 48 items, and after 400 steps
+even with 4 items; from an SFT model trained twice as long, 4 items separated fully by step
+200 and 16 items began to by step 800. The current quickstart's RM, trained on 32 rated
+responses per prompt, judges most task kinds but still not single-turn copying.
 
 run: .venv/bin/python experiments/rm_copy_learnability.py --items 48 --steps 800
 """

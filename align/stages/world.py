@@ -37,7 +37,7 @@ class WorldConfig(StageConfig):
     test_prompts: int = Field(200, ge=1, description="Fresh prompts for held-out evaluation.")
     multi_turn_fraction: float = Field(0.3, ge=0, le=1, description="Fraction of multi-turn prompts (HelpSteer2: ~0.29).")
     max_operand: int = Field(5, ge=3, le=99, description="Numbers in tasks range over 0..max_operand (harder when larger).")
-    responses_per_prompt: int = Field(2, ge=2, le=16, description="Rated responses per prompt (HelpSteer2: 2).")
+    responses_per_prompt: int = Field(2, ge=2, le=64, description="Rated responses per prompt (HelpSteer2: 2).")
 
 
 @register_stage
