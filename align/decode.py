@@ -14,7 +14,8 @@ For a small model a step costs more in allocation and bookkeeping than in arithm
   tokens (`_AppendingLayer`): a step writes one position in place, where
   `DynamicLayer.update` copies the whole cache into a new tensor with `torch.cat`;
 - the attention mask (for sdpa, the 4D boolean mask that transformers would otherwise
-  rebuild at each step) and the positions are built once and sliced;
+  rebuild at each step) is built once and sliced; a step's positions are the prompt
+  lengths plus the step;
 - EOS checks run on the one host copy of the sampled tokens that the results need anyway.
 """
 from __future__ import annotations

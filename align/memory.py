@@ -12,8 +12,8 @@ optimizer states over the processes; ZeRO-3 / FULL_SHARD shard the weights too;
 Frozen models: `steerlm2` and `ppo` also count the models they hold beside the trained one
 (`frozen`: the reference and the reward model; PPO's reference is a copy of the policy
 unless it trains LoRA, whose disabled adapter is the reference; a separate critic is a
-trained full copy; its micro-batch is minibatch / processes, and under DDP every process
-holds all of it). steerlm2 samples with the whole policy and the frozen models on every
+trained full copy whose activations add to the policy's, as one loss trains both; the
+micro-batch is minibatch / processes, and under DDP every process holds all of it). steerlm2 samples with the whole policy and the frozen models on every
 process, then trains with the frozen models moved to CPU memory, so its total is the larger
 of the two phases (KV cache not counted). For other stages the estimate is the trained model only.
 A steerlm2 policy is an earlier stage (or a directory / hub id): the architecture is that
@@ -167,7 +167,12 @@ def _weights_gib(ref: str | None, stages: dict) -> float | None:
         return 0.0
     spec = spec_of_ref(ref, stages)
     arch = find_arch(spec, stages) if spec is not None else None
-    return None if arch is None else arch.params * WEIGHT_BYTES[spec.dtype] / GIB
+    return None if arch is None else _whole_gib(arch, spec)
+
+
+def _whole_gib(arch: Arch, spec) -> float:
+    """GiB of a model's whole weights in its spec's dtype."""
+    return arch.params * WEIGHT_BYTES[spec.dtype] / GIB
 
 
 def _dist_kwargs(cfg) -> dict:
@@ -193,14 +198,14 @@ def stage_memory(cfg, stages: dict) -> dict | None:
     arch = find_arch(spec, stages)
     if arch is None:
         return None
+    dist = _dist_kwargs(cfg)
     batch = train.batch_size
     if cfg.kind == "ppo":  # PPO optimises on minibatches of its rollouts, split over the processes
-        batch = max(1, cfg.minibatch // _dist_kwargs(cfg)["world"])
+        batch = max(1, cfg.minibatch // dist["world"])
     out = estimate(arch, dtype=spec.dtype, precision=train.precision, batch=batch, seq=train.max_length,
-                   lora_r=spec.lora.r if spec.lora else None, grad_ckpt=train.gradient_checkpointing,
-                   **_dist_kwargs(cfg))
+                   lora_r=spec.lora.r if spec.lora else None, grad_ckpt=train.gradient_checkpointing, **dist)
     if cfg.kind == "ppo":
-        out = _ppo_extras(cfg, stages, arch, spec, out)
+        out = _ppo_extras(cfg, stages, arch, spec, out, batch, dist)
     return out
 
 
@@ -215,22 +220,19 @@ def _steerlm2_memory(cfg, stages: dict) -> dict:
     out = estimate(arch, dtype=spec.dtype, precision=train.precision, batch=train.batch_size * cfg.samples_per_prompt,
                    seq=train.max_length, lora_r=None, grad_ckpt=train.gradient_checkpointing, **_dist_kwargs(cfg))
     out["frozen"] = None if None in frozen else sum(frozen)
-    out["sampling"] = None if out["frozen"] is None else arch.params * WEIGHT_BYTES[spec.dtype] / GIB + out["frozen"]
+    out["sampling"] = None if out["frozen"] is None else _whole_gib(arch, spec) + out["frozen"]
     out["total"] = max(out["total"], out["sampling"] or 0.0)
     return out
 
 
-def _ppo_extras(cfg, stages: dict, arch: Arch, spec, out: dict) -> dict:
+def _ppo_extras(cfg, stages: dict, arch: Arch, spec, out: dict, batch: int, dist: dict) -> dict:
     """PPO holds a reference copy (unless LoRA), the reward model, and maybe a separate critic."""
-    whole = arch.params * WEIGHT_BYTES[spec.dtype] / GIB
-    frozen = [0.0 if spec.lora else whole, _weights_gib(cfg.reward.model, stages)]
+    frozen = [0.0 if spec.lora else _whole_gib(arch, spec), _weights_gib(cfg.reward.model, stages)]
     out["frozen"] = None if None in frozen else sum(frozen)
-    if cfg.critic == "separate":  # a merged full copy, all of it trained
-        critic = estimate(arch, dtype=spec.dtype, precision=cfg.train.precision,
-                          batch=max(1, cfg.minibatch // _dist_kwargs(cfg)["world"]),
-                          seq=cfg.train.max_length, lora_r=None, grad_ckpt=cfg.train.gradient_checkpointing,
-                          **_dist_kwargs(cfg))
-        for key in ("weights", "grads", "optimizer"):
+    if cfg.critic == "separate":  # a merged full copy, all of it trained, in the same step as the policy
+        critic = estimate(arch, dtype=spec.dtype, precision=cfg.train.precision, batch=batch,
+                          seq=cfg.train.max_length, lora_r=None, grad_ckpt=cfg.train.gradient_checkpointing, **dist)
+        for key in ("weights", "grads", "optimizer", "activations"):
             out[key] += critic[key]
     out["total"] = out["weights"] + out["grads"] + out["optimizer"] + out["activations"] + (out["frozen"] or 0.0)
     return out

@@ -66,6 +66,11 @@ def load_tokenizer(spec: ModelSpec):
     return tok
 
 
+def load_saved(path, tokenizer=None, *, seed: int = 0):
+    """(model, tokenizer) of a model a stage saved, in the dtype it was saved in (bf16 stays bf16)."""
+    return load_model(ModelSpec(path=str(path), dtype="auto"), tokenizer, seed=seed)
+
+
 def load_model(spec: ModelSpec, tokenizer=None, *, seed: int = 0):
     """Return (model, tokenizer) on the CPU; trainers place it (accelerate), `inference_device` for the rest.
 

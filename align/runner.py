@@ -128,14 +128,14 @@ class Runner:
         """This machine's rank in a multi-node recipe (0 on the main node and for single-node runs)."""
         return max((s.distributed.machine_rank for s in self.recipe.stages if s.distributed), default=0)
 
-    def preflight(self) -> list[str]:
-        """What stops a stage that is due to run from launching on this machine (engines, devices)."""
+    def preflight(self, plan: list[tuple[str, str]]) -> list[str]:
+        """What stops a stage that `plan` runs from launching on this machine (engines, devices)."""
         import importlib.util
 
         import torch
 
         problems = []
-        for (name, action), cfg in zip(self.plan(), self.recipe.stages):
+        for (name, action), cfg in zip(plan, self.recipe.stages):
             dist = cfg.distributed
             if action.startswith("skip") or not needs_launch(dist):
                 continue
@@ -148,7 +148,8 @@ class Runner:
         return problems
 
     def run(self) -> dict:
-        problems = self.preflight()
+        plan = self.plan()  # stage markers are only written by the stages below, so one plan serves both
+        problems = self.preflight(plan)
         if problems:
             raise AlignError("cannot run this recipe here:\n" + "\n".join(f"  - {p}" for p in problems))
         if self.machine_rank > 0:
@@ -158,7 +159,7 @@ class Runner:
         manifest = self._load_manifest()
         entries = {e["name"]: e for e in manifest["stages"]}
         self._save_manifest(manifest)
-        for (name, action), cfg in zip(self.plan(), self.recipe.stages):
+        for (name, action), cfg in zip(plan, self.recipe.stages):
             entry = entries[name]
             entry["fingerprint"] = self.recipe.fingerprint(name)
             if action.startswith("skip"):

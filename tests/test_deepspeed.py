@@ -20,7 +20,7 @@ from transformers import AutoTokenizer
 
 from align.recipe import load_recipe
 from align.runner import Runner
-from tests.helpers import TINY
+from tests.helpers import pipeline_stages
 from tests.test_distributed import (
     _equal_length_data,
     _free_port,
@@ -107,21 +107,8 @@ def test_zero3_resume_is_exact(tmp_path, sft_data, launched):
 def test_zero3_stages_match_ddp(tmp_path, launched):
     """reward_model (best model kept on validation), steerlm_sft, dpo and steerlm2 save whole weights under ZeRO-3."""
     train = {"max_steps": 3, "lr": 1e-3, "batch_size": 4, "max_length": 128, "save_every": 0}
-    stages = [
-        {"name": "world", "kind": "world", "prompts": 200, "test_prompts": 20},
-        {"name": "sft", "kind": "sft", "model": {"tiny": dict(TINY), "tokenizer": "world.tokenizer"},
-         "data": "world.sft", "train": train, "distributed": None},
-        {"name": "rm", "kind": "reward_model", "model": {"from": "sft"}, "data": "world.helpsteer_train",
-         "validation": "world.helpsteer_validation", "train": {**train, "eval_every": 2}},
-        {"name": "steerlm1", "kind": "steerlm_sft", "model": {"from": "sft"}, "data": "world.helpsteer_train",
-         "train": train},
-        {"name": "dpo", "kind": "dpo", "model": {"from": "sft"},
-         "pairs": {"source": "ratings", "data": "world.helpsteer_train", "max_pairs": 32}, "train": train},
-        # sampling between iterations needs whole weights on every process (iteration 2 samples the trained Q')
-        {"name": "steerlm2", "kind": "steerlm2", "policy": "steerlm1", "reference": "sft", "reward_model": "rm",
-         "prompts": "world", "max_prompts": 4, "samples_per_prompt": 2, "max_new_tokens": 4, "iterations": 2,
-         "train": {"epochs": 1, "lr": 1e-3, "batch_size": 1, "max_length": 128, "save_every": 0}},
-    ]
+    stages = pipeline_stages(train)
+    stages[1]["distributed"] = None  # sft on one process: both engines start from the same model
     ddp = {"num_processes": 2, "launcher": "torchrun", "cpu": True, "main_process_port": _free_port()}
     for name, dist in (("ddp", ddp), ("zero3", _zero(3))):
         path = tmp_path / f"{name}.yaml"

@@ -28,7 +28,7 @@ from align.launch import launch_command
 from align.models import load_model, save_model
 from align.recipe import load_recipe
 from align.runner import Runner
-from tests.helpers import TINY, sft_stage, world_stage, write_recipe
+from tests.helpers import TINY, pipeline_stages, sft_stage, world_stage, write_recipe
 
 
 def _free_port() -> int:
@@ -107,26 +107,13 @@ def test_every_distributable_stage_runs_on_two_processes(tmp_path):
     """
     from align.stages import STAGE_KINDS
 
-    tiny = dict(TINY)
     train = {"max_steps": 3, "lr": 1e-3, "batch_size": 4, "max_length": 128, "save_every": 0}
-    stages = [
-        {"name": "world", "kind": "world", "prompts": 200, "test_prompts": 20},
-        {"name": "sft", "kind": "sft", "model": {"tiny": tiny, "tokenizer": "world.tokenizer"}, "data": "world.sft",
-         "train": train},
-        {"name": "rm", "kind": "reward_model", "model": {"from": "sft"}, "data": "world.helpsteer_train",
-         "validation": "world.helpsteer_validation", "train": {**train, "eval_every": 2}},
-        {"name": "steerlm1", "kind": "steerlm_sft", "model": {"from": "sft"}, "data": "world.helpsteer_train",
-         "train": train},
-        {"name": "dpo", "kind": "dpo", "model": {"from": "sft"},
-         "pairs": {"source": "ratings", "data": "world.helpsteer_train", "max_pairs": 32}, "train": train},
-        {"name": "steerlm2", "kind": "steerlm2", "policy": "steerlm1", "reference": "sft", "reward_model": "rm",
-         "prompts": "world", "max_prompts": 4, "samples_per_prompt": 2, "max_new_tokens": 4, "iterations": 2,
-         "target_distribution": [{"attributes": {"verbosity": 1}}, {"attributes": {"verbosity": 3}}],
-         "train": {"epochs": 1, "lr": 1e-3, "batch_size": 1, "max_length": 128, "save_every": 0}},
+    stages = pipeline_stages(train)
+    stages[-1]["target_distribution"] = [{"attributes": {"verbosity": 1}}, {"attributes": {"verbosity": 3}}]
+    stages.append(
         {"name": "ppo", "kind": "ppo", "model": {"from": "sft"}, "prompts": "world.prompts_train",
          "reward": {"oracle": "goodness"}, "steps": 2, "rollout_batch": 4, "minibatch": 2, "max_new_tokens": 4,
-         "kl_target": 1.0, "eval_samples": 0, "train": {"lr": 1e-3, "save_every": 1, "log_every": 1}},
-    ]
+         "kl_target": 1.0, "eval_samples": 0, "train": {"lr": 1e-3, "save_every": 1, "log_every": 1}})
     assert {s["kind"] for s in stages[1:]} == {k for k, c in STAGE_KINDS.items() if c.distributable}
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump({"run_dir": str(tmp_path / "run"), "seed": 0, "stages": stages,

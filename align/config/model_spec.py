@@ -57,6 +57,11 @@ class ModelSpec(StrictModel):
             return {"path": value}
         return value
 
+    @property
+    def merge_lora_on_save(self) -> bool:
+        """Whether a trained model is saved as merged full weights (always so without LoRA)."""
+        return self.lora is None or self.lora.merge_on_save
+
     @model_validator(mode="after")
     def _exactly_one_source(self) -> "ModelSpec":
         given = [k for k, v in (("path", self.path), ("from", self.from_), ("tiny", self.tiny)) if v is not None]

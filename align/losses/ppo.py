@@ -17,14 +17,19 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int | None = None) -> 
     return (x * mask).sum(dim) / mask.sum(dim).clamp_min(1)
 
 
-def masked_whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True, eps: float = 1e-8) -> torch.Tensor:
+def masked_whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True, eps: float = 1e-8,
+                  reduce_sum=None) -> torch.Tensor:
     """(x - mean) / std over masked entries (unbiased variance, as TRL/OpenRLHF); zero where mask is 0.
 
     shift_mean=False keeps the mean (only rescales), as used for advantages in some PPO variants.
+    reduce_sum: sums a 1-d tensor over all processes (e.g. ``lambda t: accelerator.reduce(t, "sum")``),
+    so the mean and variance are those of every process's masked entries.
     """
-    mean = masked_mean(x, mask)
-    n = mask.sum().clamp_min(2)
-    var = (((x - mean) ** 2) * mask).sum() / (n - 1)
+    total = reduce_sum or (lambda t: t)
+    mask = mask.to(x.dtype)
+    sums = total(torch.stack([(x * mask).sum(), mask.sum()]))
+    mean = sums[0] / sums[1].clamp_min(1)
+    var = total((((x - mean) ** 2) * mask).sum().reshape(1))[0] / (sums[1].clamp_min(2) - 1)
     out = (x - mean) * torch.rsqrt(var + eps)
     if not shift_mean:
         out = out + mean

@@ -162,7 +162,7 @@ class DPOStage(Stage):
         from transformers import set_seed
 
         from align.data import load_prompts
-        from align.models import load_model, save_model
+        from align.models import load_model, load_saved, save_model
         from align.stages.sft import run_oracle_eval
         from align.trainers.dpo import DPOTrainer, tokenize_pair
 
@@ -184,6 +184,7 @@ class DPOStage(Stage):
             rounds = spec.rounds
         else:
             pairs, rounds = static_pairs(spec, ctx), 1
+        saved = False  # whether ctx.work_dir/model already holds the current weights
         for r in range(rounds):
             if spec.source == "policy":
                 chunk = [prompts[(r * spec.prompts_per_round + i) % len(prompts)] for i in range(spec.prompts_per_round)]
@@ -208,19 +209,18 @@ class DPOStage(Stage):
             if trainer.sharded:
                 # ZeRO / FSDP: gather the shards into a saved model (every process takes part) and go
                 # on with whole weights, which the evaluations and the next round's sampling need.
-                trainer.save_pretrained(ctx.work_dir / "model", merge_lora=_merge(config))
-                model, _ = load_model(ModelSpec(path=str(ctx.work_dir / "model")), tokenizer)
+                trainer.save_pretrained(ctx.work_dir / "model", merge_lora=config.model.merge_lora_on_save)
+                model, _ = load_saved(ctx.work_dir / "model", tokenizer)
             else:
                 model = trainer.unwrapped_model()
+            saved = trainer.sharded
             if trainer.is_main:
                 shutil.rmtree(trainer.checkpoint_dir, ignore_errors=True)
         if state.is_main_process:
             metrics.update(run_oracle_eval(model, tokenizer, config.oracle_eval, ctx, "after"))
             metrics.update(policy_sample_metrics(model, ref, tokenizer, config, ctx, reward_fn, "after"))
-            save_model(model, tokenizer, ctx.work_dir / "model", merge_lora=_merge(config))
+            if not saved:  # a sharded round already wrote these weights
+                save_model(model, tokenizer, ctx.work_dir / "model", merge_lora=config.model.merge_lora_on_save)
         state.wait_for_everyone()
         return metrics
 
-
-def _merge(config) -> bool:
-    return config.model.lora is None or config.model.lora.merge_on_save

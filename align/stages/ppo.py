@@ -168,6 +168,6 @@ class PPOStage(Stage):
             metrics.update(run_oracle_eval(model, tokenizer, config.oracle_eval, ctx, "after"))
             metrics.update(policy_sample_metrics(model, ref, tokenizer, config, ctx, reward_fn, "after"))
             save_model(model, tokenizer, ctx.work_dir / "model",
-                       merge_lora=config.model.lora is None or config.model.lora.merge_on_save)
+                       merge_lora=config.model.merge_lora_on_save)
             shutil.rmtree(trainer.checkpoint_dir, ignore_errors=True)
         return metrics

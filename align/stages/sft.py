@@ -75,7 +75,7 @@ class SFTStage(Stage):
         from transformers import set_seed
 
         from align.data import load_conversations
-        from align.models import load_model
+        from align.models import load_model, load_saved
         from align.trainers.sft import SFTTrainer
 
         set_seed(ctx.seed)
@@ -93,15 +93,12 @@ class SFTStage(Stage):
         if trainer.is_main:
             metrics.update(run_oracle_eval(model, tokenizer, config.oracle_eval, ctx, "before"))
         metrics.update(trainer.train(examples, eval_examples))
-        trainer.save_pretrained(ctx.work_dir / "model", merge_lora=_merge(config))
+        trainer.save_pretrained(ctx.work_dir / "model", merge_lora=config.model.merge_lora_on_save)
         if trainer.is_main:
             # Score the published artifact, so the figure holds whatever engine trained it.
-            saved, _ = load_model(ModelSpec(path=str(ctx.work_dir / "model")), tokenizer)
+            saved, _ = load_saved(ctx.work_dir / "model", tokenizer)
             metrics.update(run_oracle_eval(saved.to(trainer.accelerator.device), tokenizer, config.oracle_eval, ctx,
                                            "after"))
             shutil.rmtree(trainer.checkpoint_dir, ignore_errors=True)
         return metrics
 
-
-def _merge(config) -> bool:
-    return config.model.lora is None or config.model.lora.merge_on_save

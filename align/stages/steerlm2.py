@@ -108,14 +108,6 @@ def attribute_log_probs(attributes: list[str], pred, targets: list[dict[str, int
     return out
 
 
-def _load(path: str, seed: int):
-    """A saved model in the dtype it was saved in (a bf16 8B policy stays bf16, not float32)."""
-    from align.config.model_spec import ModelSpec
-    from align.models import load_model
-
-    return load_model(ModelSpec(path=path, dtype="auto"), seed=seed)
-
-
 @register_stage
 class SteerLM2Stage(Stage):
     """SteerLM 2.0 (sampling, Beta scoring, log-probabilities, weighted training), iterated."""
@@ -134,10 +126,11 @@ class SteerLM2Stage(Stage):
 
         from align.data import load_prompts
         from align.distributed import process_state
+        from align.models import load_saved
 
         state = process_state()  # before any model is placed: fixes the backend and this process's device
         set_seed(ctx.seed)
-        reference, _ = _load(ctx.resolve(config.reference, "model"), ctx.seed)
+        reference, _ = load_saved(ctx.resolve(config.reference, "model"), seed=ctx.seed)
         reference.to(state.device).eval()
         scorer = load_scorer(ctx.resolve(config.reward_model, "model"))
         all_prompts = load_prompts(ctx.resolve(config.prompts, "prompts_train"))
@@ -147,7 +140,7 @@ class SteerLM2Stage(Stage):
         proposal_dir = ctx.resolve(config.policy, "model")
         model = tok = None  # Q' (proposal_dir) when this process already holds it: rank 0 keeps what it measured
         if steer_prompts is not None and state.is_main_process:
-            model, tok = _load(proposal_dir, ctx.seed)
+            model, tok = load_saved(proposal_dir, seed=ctx.seed)
             metrics.update(_steer(config, ctx, state, model, tok, steer_prompts, scorer, "iter0"))
         for k in range(1, config.iterations + 1):
             it_dir = iter_root / f"iter{k}"
@@ -161,14 +154,14 @@ class SteerLM2Stage(Stage):
                 log.info("iteration %d already done: reusing %s", k, it_dir)
                 continue
             if model is None:
-                model, tok = _load(proposal_dir, ctx.seed)  # whole weights on every process, for sampling
+                model, tok = load_saved(proposal_dir, seed=ctx.seed)  # whole weights on every process, for sampling
             it_metrics = self._iteration(config, ctx, k, model.to(state.device), tok, reference, scorer,
                                          all_prompts, it_dir, state)
             model = tok = None
             proposal_dir = str(it_dir / "model")
             if state.is_main_process:
                 if steer_prompts is not None:  # the saved Q_theta, kept as the next iteration's Q'
-                    model, tok = _load(proposal_dir, ctx.seed)
+                    model, tok = load_saved(proposal_dir, seed=ctx.seed)
                     it_metrics.update(_steer(config, ctx, state, model, tok, steer_prompts, scorer, f"iter{k}"))
                 done.write_text(json.dumps(it_metrics, indent=1))
             state.wait_for_everyone()
@@ -233,8 +226,7 @@ class SteerLM2Stage(Stage):
         trainer.save_pretrained(it_dir / "model")  # every process: ZeRO-3 gathers the shards; then a barrier
         if trainer.is_main:
             shutil.rmtree(trainer.checkpoint_dir, ignore_errors=True)
-        trainer.accelerator.wait_for_everyone()
-        return out
+        return out  # run() holds every process at a barrier before the next iteration
 
     def _sample_and_score(self, config, ctx, k, model, tok, reference, scorer, prompts, targets, *,
                           first_group: int, rank: int) -> list[dict]:

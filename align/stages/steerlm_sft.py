@@ -80,7 +80,7 @@ class SteerLMSFTStage(Stage):
         from transformers import set_seed
 
         from align.data import load_helpsteer
-        from align.models import load_model
+        from align.models import load_model, load_saved
         from align.stages.sft import run_oracle_eval
         from align.steerlm.labels import attribute_prefix, check_marker
         from align.steerlm.sequences import tokenize_response
@@ -109,13 +109,13 @@ class SteerLMSFTStage(Stage):
             eval_examples, examples = examples[:n_eval], examples[n_eval:]
         trainer = SFTTrainer(model, tok, config.train, ctx.work_dir, seed=ctx.seed)
         metrics.update(trainer.train(examples, eval_examples))
-        # Every process saves (ZeRO-3 / FSDP gather the shards); the main one evaluates the saved model.
-        trainer.save_pretrained(ctx.work_dir / "model", merge_lora=config.model.lora is None
-                                or config.model.lora.merge_on_save)
+        # Every process saves (ZeRO-3 / FSDP gather the shards); the main one evaluates the model,
+        # reloaded from the saved files when it was sharded.
+        trainer.save_pretrained(ctx.work_dir / "model", merge_lora=config.model.merge_lora_on_save)
         if trainer.is_main:
             model = trainer.unwrapped_model()
             if trainer.sharded:
-                model, _ = load_model(ModelSpec(path=str(ctx.work_dir / "model")), tok)
+                model, _ = load_saved(ctx.work_dir / "model", tok)
                 model.to(trainer.accelerator.device)
             suffix = attribute_prefix(config.eval_target, config.marker)
             metrics.update(run_oracle_eval(model, tok, config.oracle_eval, ctx, "after", prompt_suffix=suffix))

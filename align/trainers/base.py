@@ -126,12 +126,18 @@ class BaseTrainer:
         return torch.optim.AdamW(params, lr=self.config.lr, betas=tuple(self.config.adam_betas),
                                  weight_decay=self.config.weight_decay)
 
-    def _make_scheduler(self, optimizer, total_steps: int, warmup_steps: int | None = None):
+    def _make_scheduler(self, optimizer, total_steps: int):
+        """The LR schedule over `total_steps` optimizer steps, for `accelerator.prepare`.
+
+        accelerate steps a prepared scheduler num_processes times per optimizer step (it assumes a
+        schedule counted in single-process steps), so the schedule is counted that way too.
+        """
         from transformers import get_scheduler
 
         name = {"constant": "constant_with_warmup"}.get(self.config.scheduler, self.config.scheduler)
-        warmup = self.config.warmup_steps if warmup_steps is None else warmup_steps
-        return get_scheduler(name, optimizer, num_warmup_steps=warmup, num_training_steps=total_steps)
+        world = self.accelerator.num_processes
+        return get_scheduler(name, optimizer, num_warmup_steps=self.config.warmup_steps * world,
+                             num_training_steps=total_steps * world)
 
     def _reseed(self, micro_step: int) -> None:
         torch.manual_seed(self.seed * 1_000_003 + micro_step)
@@ -170,9 +176,7 @@ class BaseTrainer:
         steps_per_epoch = math.ceil(math.ceil(len(loader) / world) / cfg.grad_accum)
         total_steps = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
         optimizer = self._make_optimizer()
-        # accelerate steps a prepared scheduler num_processes times per optimizer step (it assumes
-        # a schedule counted in single-process steps); count it so, and the schedule follows our steps.
-        scheduler = self._make_scheduler(optimizer, total_steps * world, warmup_steps=cfg.warmup_steps * world)
+        scheduler = self._make_scheduler(optimizer, total_steps)
         state = None if self.sharded else load_latest_checkpoint(self.checkpoint_dir, self.model, optimizer, scheduler)
         self.model, optimizer, loader, scheduler = acc.prepare(self.model, optimizer, loader, scheduler)
         if self.sharded:

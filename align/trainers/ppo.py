@@ -170,19 +170,10 @@ class PPOTrainer(BaseTrainer):
         """GAE advantages (whitened if configured) and returns, both [B, R]."""
         adv, ret = gae(batch["rewards"], batch["old_values"], batch["response_mask"], self.s.gamma, self.s.lam)
         if self.s.whiten_advantages:
-            adv = self.whiten(adv, batch["response_mask"])
+            acc = self.accelerator  # mean and variance over every process's responses
+            global_sum = (lambda t: acc.reduce(t, "sum")) if acc.num_processes > 1 else None
+            adv = masked_whiten(adv, batch["response_mask"], reduce_sum=global_sum)
         return adv, ret
-
-    def whiten(self, x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-        """`masked_whiten` with mean and (unbiased) variance over every process's masked entries."""
-        acc = self.accelerator
-        if acc.num_processes == 1:
-            return masked_whiten(x, mask, eps=eps)
-        sums = acc.reduce(torch.stack([(x * mask).sum(), mask.sum()]).float(), "sum")
-        mean = sums[0] / sums[1].clamp_min(1)
-        sq = acc.reduce((((x - mean) ** 2) * mask).sum().float().reshape(1), "sum")[0]
-        var = sq / sums[1].clamp_min(2).sub(1)
-        return (x - mean) * torch.rsqrt(var + eps) * mask
 
     # ---- rollouts ----------------------------------------------------------------------
     @torch.no_grad()
