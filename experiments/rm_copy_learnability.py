@@ -33,9 +33,11 @@ def main() -> None:
 
     import torch
 
+    from align.chat import pad_with_mask
     from align.config.model_spec import ModelSpec
     from align.models import load_model
     from align.world.tasks import ALL_ITEMS
+    from rewards.data import encode_response
     from rewards.model import AttributeRewardModel
 
     if not 2 <= args.items <= len(ALL_ITEMS):
@@ -47,16 +49,16 @@ def main() -> None:
     rm = AttributeRewardModel.from_causal_lm(lm, ["correctness"])
 
     def batch(n: int):
-        texts, labels = [], []
+        seqs, labels = [], []
         for _ in range(n):
             x = rng.choice(items)
             y = x if rng.random() < 0.5 else rng.choice([i for i in items if i != x])
             answer = f"The answer is {y}. I hope this helps." if rng.random() < 0.5 else f"It is {y}."
-            texts.append(tok.apply_chat_template([{"role": "user", "content": f"Repeat the word {x}."},
-                                                  {"role": "assistant", "content": answer}], tokenize=False))
+            # encoded as the reward-model trainer encodes a rated response
+            seqs.append(encode_response(tok, [{"role": "user", "content": f"Repeat the word {x}."}], answer, 256)[0])
             labels.append([4.0 if x == y else 1.0])
-        enc = tok(texts, add_special_tokens=False, padding=True, return_tensors="pt")
-        return enc, torch.tensor(labels)
+        ids, mask = pad_with_mask(seqs, tok.pad_token_id, left=False)
+        return {"input_ids": ids, "attention_mask": mask}, torch.tensor(labels)
 
     test_enc, test_y = batch(400)
     opt = torch.optim.AdamW(rm.parameters(), lr=args.lr)
