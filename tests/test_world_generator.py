@@ -155,3 +155,33 @@ def test_task_kinds_are_balanced_while_distinct_prompts_last(tmp_path):
     kinds = [_last_kind(r["prompt"]) for r in read(tmp_path / "data/prompts_train.jsonl")]
     for kind in T.TASK_KINDS:
         assert 0.07 < kinds.count(kind) / len(kinds) < 0.22, (kind, kinds.count(kind))
+
+
+def test_pairs_per_prompt_disjoint_and_rows_unchanged(tmp_path):
+    one = generate_world(tmp_path / "one", prompts=40, seed=3, test_prompts=5, responses_per_prompt=6)
+    three = generate_world(tmp_path / "three", prompts=40, seed=3, test_prompts=5, responses_per_prompt=6,
+                           pairs_per_prompt=3)
+    pairs = read(three["preference"])
+    assert len(pairs) == 3 * 40 and read(one["preference"]) == pairs[::3]
+    rows = read(three["helpsteer_train"]) + read(three["helpsteer_validation"])
+    for k in range(40):  # pair j of a prompt holds its responses 2j and 2j+1
+        responses = [r["response"] for r in rows if r["prompt"] == pairs[3 * k]["prompt"]]
+        assert [(p["response_1"], p["response_2"]) for p in pairs[3 * k: 3 * k + 3]] == \
+            list(zip(responses[::2], responses[1::2]))
+    # more pairs change neither the rated rows nor the tokenizer
+    for name in ("helpsteer_train", "helpsteer_validation", "sft"):
+        assert one[name].read_bytes() == three[name].read_bytes()
+    assert (one["tokenizer"] / "tokenizer.json").read_bytes() == (three["tokenizer"] / "tokenizer.json").read_bytes()
+    with pytest.raises(ValueError, match="pairs_per_prompt"):
+        generate_world(tmp_path / "bad", prompts=40, seed=3, test_prompts=5, responses_per_prompt=6,
+                       pairs_per_prompt=4)
+
+
+def test_world_stage_rejects_more_pairs_than_responses_allow():
+    from pydantic import ValidationError
+
+    from align.stages.world import WorldConfig
+
+    assert WorldConfig(name="w", responses_per_prompt=32, pairs_per_prompt=16).pairs_per_prompt == 16
+    with pytest.raises(ValidationError, match=r"pairs_per_prompt \(3\).*responses_per_prompt // 2 = 2"):
+        WorldConfig(name="w", responses_per_prompt=5, pairs_per_prompt=3)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from align.stages.base import Stage, StageConfig, register_stage
 
@@ -38,6 +38,15 @@ class WorldConfig(StageConfig):
     multi_turn_fraction: float = Field(0.3, ge=0, le=1, description="Fraction of multi-turn prompts (HelpSteer2: ~0.29).")
     max_operand: int = Field(5, ge=3, le=99, description="Numbers in tasks range over 0..max_operand (harder when larger).")
     responses_per_prompt: int = Field(2, ge=2, le=64, description="Rated responses per prompt (HelpSteer2: 2).")
+    pairs_per_prompt: int = Field(1, ge=1, le=32, description="Preference pairs per prompt over disjoint responses "
+                                  "(HelpSteer2-Preference: 1); at most responses_per_prompt // 2.")
+
+    @model_validator(mode="after")
+    def _pairs_fit(self):
+        if self.pairs_per_prompt > self.responses_per_prompt // 2:
+            raise ValueError(f"pairs_per_prompt ({self.pairs_per_prompt}) needs 2 responses per pair: at most "
+                             f"responses_per_prompt // 2 = {self.responses_per_prompt // 2}")
+        return self
 
 
 @register_stage
@@ -65,6 +74,7 @@ class WorldStage(Stage):
             multi_turn_fraction=config.multi_turn_fraction,
             max_operand=config.max_operand,
             responses_per_prompt=config.responses_per_prompt,
+            pairs_per_prompt=config.pairs_per_prompt,
         )
         written.update(write_world_mtbench(ctx.work_dir, ctx.seed))
         for name, rel in WORLD_OUTPUTS.items():

@@ -205,16 +205,22 @@ def _preference(prompt: str, r1: str, r2: str, a1: dict, a2: dict, split: str) -
 def generate_world(out_dir, *, prompts: int = 2000, seed: int = 0,
                    validation_fraction: float = 0.05, test_prompts: int = 200,
                    multi_turn_fraction: float = 0.3, vocab_size: int = 1024,
-                   max_operand: int = T.MAX_OPERAND, responses_per_prompt: int = 2) -> dict[str, pathlib.Path]:
+                   max_operand: int = T.MAX_OPERAND, responses_per_prompt: int = 2,
+                   pairs_per_prompt: int = 1) -> dict[str, pathlib.Path]:
     """Write the world under out_dir; returns output name -> path (see module docstring).
 
     Prompts are unique across train, validation and test. Validation takes
     ``round(prompts * validation_fraction)`` prompts; test prompts are fresh prompts used
-    only for held-out evaluation (no responses are written for them).
+    only for held-out evaluation (no responses are written for them). Each prompt gives
+    ``pairs_per_prompt`` preference pairs over disjoint responses (1st vs 2nd, 3rd vs 4th,
+    ...): HelpSteer2-Preference has one, more make held-out pairwise accuracy precise.
     """
     if prompts < 2 or not 0 <= validation_fraction < 1 or test_prompts < 0 or responses_per_prompt < 2:
         raise ValueError("need prompts >= 2, 0 <= validation_fraction < 1, test_prompts >= 0, "
                          "responses_per_prompt >= 2")
+    if not 1 <= pairs_per_prompt <= responses_per_prompt // 2:
+        raise ValueError(f"pairs_per_prompt must be 1..responses_per_prompt // 2 "
+                         f"({responses_per_prompt // 2}), got {pairs_per_prompt}")
     rng = random.Random(seed)
     out = pathlib.Path(out_dir)
     (out / "data").mkdir(parents=True, exist_ok=True)
@@ -226,14 +232,17 @@ def generate_world(out_dir, *, prompts: int = 2000, seed: int = 0,
     splits = {"validation": main[:n_val], "train": main[n_val:]}
 
     rows = {"train": [], "validation": []}
-    pairs = []
+    pairs, first_pairs = [], []
     for split, split_prompts in splits.items():
         for p in split_prompts:
             task = T.parse_prompt(p)
             responses = [sample_response(task, rng) for _ in range(responses_per_prompt)]
             labels = [annotate(p, r) for r in responses]
             rows[split] += [{"prompt": p, "response": r, **a} for r, a in zip(responses, labels)]
-            pairs.append(_preference(p, responses[0], responses[1], labels[0], labels[1], split))
+            prompt_pairs = [_preference(p, responses[i], responses[i + 1], labels[i], labels[i + 1], split)
+                            for i in range(0, 2 * pairs_per_prompt, 2)]
+            pairs += prompt_pairs
+            first_pairs.append(prompt_pairs[0])
     sft = [{"messages": T.split_turns(r["prompt"]) + [{"role": "assistant", "content": r["response"]}]}
            for r in rows["train"]]
 
@@ -266,7 +275,8 @@ def generate_world(out_dir, *, prompts: int = 2000, seed: int = 0,
     }
     paths["world_info"].write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
 
+    # Pair texts of one pair per prompt: the tokenizer does not change with pairs_per_prompt.
     texts = [*unique, *(r["response"] for rs in rows.values() for r in rs),
-             *(x[k] for x in pairs for k in ("preference_statement", "preference_elaboration"))]
+             *(x[k] for x in first_pairs for k in ("preference_statement", "preference_elaboration"))]
     train_world_tokenizer(texts, paths["tokenizer"], vocab_size=vocab_size)
     return paths
