@@ -13,9 +13,10 @@ Frozen models: `steerlm2` and `ppo` also count the models they hold beside the t
 (`frozen`: the reference and the reward model; PPO's reference is a copy of the policy
 unless it trains LoRA, whose disabled adapter is the reference; a separate critic is a
 trained full copy whose activations add to the policy's, as one loss trains both; the
-micro-batch is minibatch / processes, and under DDP every process holds all of it). steerlm2 samples with the whole policy and the frozen models on every
-process, then trains with the frozen models moved to CPU memory, so its total is the larger
-of the two phases (KV cache not counted). For other stages the estimate is the trained model only.
+micro-batch is minibatch / processes, and under DDP every process holds all of it).
+steerlm2 samples with the whole policy and the frozen models on every process, then trains
+with the frozen models moved to CPU memory, so its total is the larger of the two phases
+(KV cache not counted). For other stages the estimate is the trained model only.
 A steerlm2 policy is an earlier stage (or a directory / hub id): the architecture is that
 stage's model; when it cannot be read, the estimate says so (`unknown`).
 

@@ -38,7 +38,7 @@ class WorldConfig(StageConfig):
     multi_turn_fraction: float = Field(0.3, ge=0, le=1, description="Fraction of multi-turn prompts (HelpSteer2: ~0.29).")
     max_operand: int = Field(5, ge=3, le=99, description="Numbers in tasks range over 0..max_operand (harder when larger).")
     responses_per_prompt: int = Field(2, ge=2, le=64, description="Rated responses per prompt (HelpSteer2: 2).")
-    pairs_per_prompt: int = Field(1, ge=1, le=32, description="Preference pairs per prompt over disjoint responses "
+    pairs_per_prompt: int = Field(1, ge=1, description="Preference pairs per prompt over disjoint responses "
                                   "(HelpSteer2-Preference: 1); at most responses_per_prompt // 2.")
 
     @model_validator(mode="after")

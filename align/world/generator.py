@@ -232,17 +232,15 @@ def generate_world(out_dir, *, prompts: int = 2000, seed: int = 0,
     splits = {"validation": main[:n_val], "train": main[n_val:]}
 
     rows = {"train": [], "validation": []}
-    pairs, first_pairs = [], []
+    pairs = []
     for split, split_prompts in splits.items():
         for p in split_prompts:
             task = T.parse_prompt(p)
             responses = [sample_response(task, rng) for _ in range(responses_per_prompt)]
             labels = [annotate(p, r) for r in responses]
             rows[split] += [{"prompt": p, "response": r, **a} for r, a in zip(responses, labels)]
-            prompt_pairs = [_preference(p, responses[i], responses[i + 1], labels[i], labels[i + 1], split)
-                            for i in range(0, 2 * pairs_per_prompt, 2)]
-            pairs += prompt_pairs
-            first_pairs.append(prompt_pairs[0])
+            pairs += [_preference(p, responses[i], responses[i + 1], labels[i], labels[i + 1], split)
+                      for i in range(0, 2 * pairs_per_prompt, 2)]
     sft = [{"messages": T.split_turns(r["prompt"]) + [{"role": "assistant", "content": r["response"]}]}
            for r in rows["train"]]
 
@@ -275,8 +273,8 @@ def generate_world(out_dir, *, prompts: int = 2000, seed: int = 0,
     }
     paths["world_info"].write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
 
-    # Pair texts of one pair per prompt: the tokenizer does not change with pairs_per_prompt.
+    # The first pair of each prompt only: the tokenizer does not change with pairs_per_prompt.
     texts = [*unique, *(r["response"] for rs in rows.values() for r in rs),
-             *(x[k] for x in first_pairs for k in ("preference_statement", "preference_elaboration"))]
+             *(x[k] for x in pairs[::pairs_per_prompt] for k in ("preference_statement", "preference_elaboration"))]
     train_world_tokenizer(texts, paths["tokenizer"], vocab_size=vocab_size)
     return paths
