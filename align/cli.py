@@ -6,6 +6,7 @@ import logging
 import sys
 
 from align.errors import AlignError
+from align.sweep import parse_seeds
 
 EPILOG = """\
 examples:
@@ -13,13 +14,16 @@ examples:
   align run recipes/quickstart.yaml --dry-run       validate and print the plan
   align run R.yaml --set stages.sft.train.lr=3e-4   override any field by dotted path
   align run R.yaml --force sft                      rerun 'sft' and every stage that uses it
+  align run R.yaml --seeds 0,1,2                    once per seed in run_dir/seed<N>, then one report
+  align report runs/quickstart                      (re)write the seed report of a --seeds run
   align kinds                                       list stage kinds
   align kinds sft                                   every field of a stage kind, with help
 """
 
 
 # One module per extra command (score, generate, eval, serve, ...): `add_parser(sub)` registers it.
-COMMAND_MODULES: list[str] = ["align.commands.eval", "align.commands.serve", "align.commands.generate", "align.commands.score"]
+COMMAND_MODULES: list[str] = ["align.commands.eval", "align.commands.serve", "align.commands.generate",
+                               "align.commands.score", "align.commands.report"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true", help="validate and print the resolved plan; run nothing")
     run.add_argument("--force", action="append", default=[], metavar="STAGE",
                      help="rerun STAGE and every stage that depends on it (repeatable)")
+    run.add_argument("--seeds", type=parse_seeds, metavar="N,N,...",
+                     help="run once per seed into run_dir/seed<N> (seed overridden; --set and --force apply to "
+                          "each), then write run_dir/report.md, report.png and summary.json")
     run.set_defaults(func=_cmd_run)
 
     kinds = sub.add_parser("kinds", help="list stage kinds, or show one kind's fields")
@@ -68,6 +75,10 @@ def _cmd_run(args) -> int:
     from align.recipe import load_recipe
     from align.runner import Runner
 
+    if args.seeds is not None:
+        from align.sweep import run_sweep
+
+        return run_sweep(args.recipe, args.seeds, overrides=args.overrides, force=args.force, dry_run=args.dry_run)
     recipe = load_recipe(args.recipe, args.overrides)
     runner = Runner(recipe, force=args.force)
     if args.dry_run:

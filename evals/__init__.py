@@ -5,5 +5,8 @@
 - `answers`: multi-turn answer generation (local model or endpoint) and answer files.
 - `judges`, `judge_prompts`, `rating`, `pairwise`: the LLM, reward-model and oracle judges.
 - `report`, `pipeline`: scores, the Markdown report, the radar chart; one evaluation run.
+- `heldout`: per-model figures on held-out prompts (oracle, reward model, KL, gains).
+- `seed_report`, `seed_stats`, `paper`: a multi-seed run's report (means, 95 % intervals),
+  the paper's Table 4 order beside the measured one.
 - `openai_client`, `server`: the HTTP client and the `align serve` server.
 """

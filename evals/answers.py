@@ -26,6 +26,12 @@ def model_label(path: str) -> str:
     return Path(parts[-1]).stem if parts else "model"
 
 
+def model_name(ref: str, stages) -> str:
+    """The name reports use for a model entry: a stage reference as written (`sft`,
+    `steerlm2.iter1`), any other path by `model_label`."""
+    return ref if ref.partition(".")[0] in stages else model_label(ref)
+
+
 class ChatModel(Protocol):
     def complete(self, conversations: list[list[dict]]) -> list[str]: ...
 

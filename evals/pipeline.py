@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from align.attributes import ATTRIBUTES
 from align.io_utils import atomic_write_json, write_jsonl
 from evals.answers import (
     EndpointChatModel,
@@ -71,12 +72,14 @@ def answers_for(m: ModelUnderTest, questions, gen: GenerationSettings, path: Pat
 
 def evaluate(models: list[ModelUnderTest], questions, judge, out_dir: str | Path, *,
              gen: GenerationSettings | None = None, reuse_answers: bool = True,
-             title: str = "MT-Bench-style evaluation", pairwise_baseline: str | None = None) -> dict[str, dict[str, float]]:
+             title: str = "MT-Bench-style evaluation", pairwise_baseline: str | None = None,
+             extra: dict[str, dict[str, float]] | None = None) -> dict[str, dict[str, float]]:
     """Answer, judge and report every model; returns {model: flat metrics}.
 
     With `pairwise_baseline` (a model name), every other model is also compared with it
     turn by turn (`evals.pairwise`, position swap for LLM judges): metrics
-    `pairwise/<baseline>/win_rate|win|loss|tie` of that model.
+    `pairwise/<baseline>/win_rate|win|loss|tie` of that model. `extra` ({model: metrics}
+    measured elsewhere, e.g. evals.heldout) joins each model's metrics and the report.
     """
     out = Path(out_dir)
     gen = gen or GenerationSettings()
@@ -89,6 +92,7 @@ def evaluate(models: list[ModelUnderTest], questions, judge, out_dir: str | Path
         metrics = aggregate(questions, ratings)
         if hasattr(judge, "attributes"):  # the oracle also reports its mean attributes
             metrics.update({f"oracle/{a}": v for a, v in judge.attributes(questions, answers).items()})
+        metrics.update((extra or {}).get(m.name, {}))
         results[m.name] = metrics
         all_answers[m.name] = answers
         rows = per_question_rows(m.name, questions, answers, ratings)
@@ -117,7 +121,7 @@ def write_outputs(results, out: Path, *, title: str, judge: str, n_questions: in
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "results.json", results)
     radar_chart(results, out / "radar.png", title=title)
-    notes = _oracle_notes(results) + _pairwise_notes(results)
+    notes = _oracle_notes(results) + _pairwise_notes(results) + _heldout_notes(results)
     (out / "report.md").write_text(markdown_report(results, title=title, judge=judge, n_questions=n_questions,
                                                    chart="radar.png", notes=notes), encoding="utf-8")
 
@@ -147,6 +151,27 @@ def _pairwise_notes(results) -> list[str]:
                 p = f"pairwise/{base}/"
                 lines.append(f"| {m} | {r[p + 'win']:.0f} | {r[p + 'loss']:.0f} | {r[p + 'tie']:.0f} | {r[key]:.3f} |")
     return lines
+
+
+HELDOUT_COLUMNS = [  # (key, header) of the held-out table; a column shows when any model has it
+    *((f"heldout/oracle/{a}", f"oracle {a}") for a in ATTRIBUTES), ("heldout/oracle/coverage", "coverage"),
+    ("heldout/rm/helpfulness", "RM helpfulness"), ("heldout/rm_reward", "RM reward (std.)"), ("heldout/kl", "KL"),
+    ("heldout/gain/oracle_helpfulness", "oracle gain"), ("heldout/gain/rm_helpfulness", "RM gain"),
+    ("heldout/hacking_gap", "hacking gap"),
+]
+
+
+def _heldout_notes(results) -> list[str]:
+    cols = [(k, h) for k, h in HELDOUT_COLUMNS if any(k in r for r in results.values())]
+    if not cols:
+        return []
+    lines = ["", "## Held-out prompts (greedy answers; oracle and RM attributes 0..4, KL in nats)", "",
+             "| model | " + " | ".join(h for _, h in cols) + " |", "|---|" + "---:|" * len(cols)]
+    for m in ranking(results):
+        lines.append(f"| {m} | " + " | ".join("-" if k not in results[m] else f"{results[m][k]:.3f}"
+                                              for k, _ in cols) + " |")
+    return lines + ["", ("Gains are over the baseline model; hacking gap = RM gain - oracle gain. "
+                         "`-`: not measured (an endpoint, no reward model or reference, or the baseline itself).")]
 
 
 def _fmt(v) -> str:

@@ -3,6 +3,8 @@
 Each model answers every question turn by turn (its chat template, batched); a judge
 (the world oracle, a reward model or an LLM endpoint) rates each turn 1..10; the stage
 writes per-question judgements, a Markdown report ranking the models and a radar chart.
+With `heldout:`, each local model is also measured on held-out prompts (evals.heldout:
+oracle and RM attributes of greedy answers, KL to a reference, gains over a baseline).
 """
 from __future__ import annotations
 
@@ -13,7 +15,9 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from align.config.base import Ref, StrictModel
+from align.errors import DataError
 from align.stages.base import Stage, StageConfig, register_stage
+from evals.paper import PAPER_MTBENCH
 
 log = logging.getLogger("align")
 
@@ -70,6 +74,26 @@ class GenerationConfig(StrictModel):
     batch_size: int = Field(16, ge=1, description="Conversations per generation batch (local models).")
 
 
+class HeldoutConfig(StrictModel):
+    """Per-model figures on held-out prompts: the oracle's and the RM's view of greedy answers, KL to a reference."""
+
+    prompts: Annotated[str, Ref(output="prompts_test")] = Field(
+        description="Held-out prompts: an earlier world stage (e.g. world.prompts_test) or a file.")
+    max_prompts: int = Field(200, ge=1, description="Use at most this many prompts (the first ones).")
+    max_new_tokens: int = Field(48, ge=1, description="Tokens per answer (greedy, and the KL samples).")
+    batch_size: int = Field(64, ge=1, description="Prompts per generation / scoring batch.")
+    reward_model: Annotated[str | None, Ref(output="model")] = Field(
+        None, description="Also score the greedy answers with this reward model (a stage or a dir): heldout/rm/*.")
+    weights: str | list[float] | dict[str, float] = Field(
+        "goodness", description="RM scalarisation for heldout/rm_reward (a preset name, list or dict); standardised.")
+    kl_reference: Annotated[str | None, Ref(output="model")] = Field(
+        None, description="Estimate KL(model || this reference) (a stage or a dir): heldout/kl.")
+    kl_samples: int = Field(64, ge=1, description="KL: the first N prompts, one response sampled at T=1 each.")
+    max_length: int = Field(1024, ge=8, description="KL: tokens kept per scored sequence (longer: cut and counted).")
+    baseline: str | None = Field(
+        None, description="Model (of models) the gains and hacking gap are measured against (default: pairwise_baseline).")
+
+
 class MTBenchConfig(StageConfig):
     """Answer a question set with each model, judge every turn, report and chart."""
 
@@ -96,6 +120,11 @@ class MTBenchConfig(StageConfig):
     title: str = Field("MT-Bench-style evaluation", description="Report title.")
     pairwise_baseline: str | None = Field(
         None, description="Also compare every model with this one (a name in models), per turn, position swapped.")
+    heldout: HeldoutConfig | None = Field(
+        None, description="Also measure each local model on held-out prompts (oracle, RM, KL; gains over a baseline).")
+    paper_methods: dict[str, str] | None = Field(None, description=(
+        "Which of the paper's Table 4 methods each model stands for, e.g. {sft: SFT, ppo: PPO} (seed report: "
+        "paper vs measured order). Methods: " + ", ".join(PAPER_MTBENCH) + "."))
 
     @model_validator(mode="after")
     def _one_source(self):
@@ -109,6 +138,17 @@ class MTBenchConfig(StageConfig):
         unknown = [m for m in self.steered if m not in self.models]
         if unknown:
             raise ValueError(f"steered models {unknown} are not in models")
+        if self.heldout is not None:
+            if not self.models:
+                raise ValueError("heldout measures local models (models: [...]); endpoints get no held-out figures")
+            if self.heldout.baseline is not None and self.heldout.baseline not in self.models:
+                raise ValueError(f"heldout.baseline {self.heldout.baseline!r} is not one of models")
+        for model, method in (self.paper_methods or {}).items():
+            if model not in self.models + [e.name or e.model for e in self.endpoints]:
+                raise ValueError(f"paper_methods: {model!r} is not one of the models")
+            if method not in PAPER_MTBENCH:
+                raise ValueError(f"paper_methods.{model}: unknown method {method!r}; "
+                                 f"one of: {', '.join(PAPER_MTBENCH)}")
         return self
 
 
@@ -136,7 +176,7 @@ class MTBenchStage(Stage):
 
     def run(self, config: MTBenchConfig, ctx) -> dict:
         from align.steerlm.labels import attribute_prefix
-        from evals.answers import model_label
+        from evals.answers import model_name
         from evals.pipeline import (
             GenerationSettings,
             ModelUnderTest,
@@ -146,17 +186,39 @@ class MTBenchStage(Stage):
 
         questions = self._questions(config, ctx)
         suffix = attribute_prefix(config.steer_target, config.steer_marker)
-        models = [ModelUnderTest(m if m in ctx.stages else model_label(m), path=ctx.resolve(m, "model"),
+        names = {m: model_name(m, ctx.stages) for m in config.models}  # `steerlm2.iter1` stays as written
+        models = [ModelUnderTest(names[m], path=ctx.resolve(m, "model"),
                                  prompt_suffix=suffix if m in config.steered else "") for m in config.models]
         models += [ModelUnderTest(e.name or e.model, endpoint=e.client()) for e in config.endpoints]
+        heldout = self._heldout(config, models, names, ctx) if config.heldout else None
         gen = GenerationSettings(config.generation.max_new_tokens, config.generation.temperature,
                                  config.generation.batch_size, ctx.seed)
         judge = build_judge(config.judge, ctx.resolve)
+        baseline = config.pairwise_baseline and names.get(config.pairwise_baseline, config.pairwise_baseline)
         results = evaluate(models, questions, judge, ctx.work_dir, gen=gen, title=config.title,
-                           pairwise_baseline=config.pairwise_baseline)
+                           pairwise_baseline=baseline, extra=heldout)
         metrics = flat_metrics(results)
         metrics["mtbench/questions"] = float(len(questions))
         return metrics
+
+    def _heldout(self, config: MTBenchConfig, models, names: dict[str, str], ctx) -> dict[str, dict[str, float]]:
+        """heldout/* figures of every local model (before MT-Bench: a bad RM or reference fails early)."""
+        from align.data import load_prompts
+        from evals.heldout import HeldoutSettings, heldout_results
+
+        h = config.heldout
+        source = ctx.resolve(h.prompts, "prompts_test")
+        prompts = load_prompts(source)[: h.max_prompts]
+        if not prompts:
+            raise DataError(f"heldout.prompts: no prompts in {source}")
+        baseline = h.baseline or config.pairwise_baseline
+        settings = HeldoutSettings(max_new_tokens=h.max_new_tokens, batch_size=h.batch_size, weights=h.weights,
+                                   kl_samples=h.kl_samples, max_length=h.max_length, seed=ctx.seed)
+        return heldout_results(
+            models, prompts, settings, ctx.work_dir / "heldout",
+            reward_model=ctx.resolve(h.reward_model, "model") if h.reward_model else None,
+            kl_reference=ctx.resolve(h.kl_reference, "model") if h.kl_reference else None,
+            baseline=baseline and names.get(baseline, baseline))
 
     def _questions(self, config: MTBenchConfig, ctx):
         from evals.questions import MT_BENCH, load_questions
