@@ -1,4 +1,16 @@
-"""Held-out evaluation shared by the trainers: greedy answers scored by the world oracle."""
+"""Held-out evaluation shared by the alignment stages: greedy answers scored by the world oracle,
+the same answers scored by a reward model, the starting policy's headroom, and the gains.
+
+What each alignment stage's metrics.json gets when `oracle_eval` is set (world prompts):
+- `oracle/<attr>/before|after`: oracle attributes of greedy answers (the gold judge);
+- `rm/<attr>/before|after`, `rm/reward/before|after`: the reward model's view of the same
+  answers (`oracle_eval.reward_model`), standardised goodness for `rm/reward`;
+- `headroom/...`: what the starting policy could gain, read off `best_of` samples per prompt at
+  the stage's sampling settings: mean oracle helpfulness of the samples and of the best one;
+- `gain/oracle_helpfulness`, `gain/rm_helpfulness`, `gain/rm_reward` (after - before) and
+  `hacking_gap` = RM-predicted helpfulness gain - oracle helpfulness gain: positive when the
+  policy learned what the reward model likes but the oracle does not.
+"""
 from __future__ import annotations
 
 import logging
@@ -11,15 +23,20 @@ log = logging.getLogger("align")
 def oracle_eval(model, tokenizer, prompts: list[list[dict]], *, max_new_tokens: int, batch_size: int,
                 prompt_suffix: str = "") -> dict[str, float]:
     """Mean oracle attributes of greedy answers, plus the fraction of prompts the oracle understood."""
+    scores, _ = _greedy_oracle(model, tokenizer, prompts, max_new_tokens, batch_size, prompt_suffix)
+    return scores
+
+
+def _greedy_oracle(model, tokenizer, prompts, max_new_tokens, batch_size, prompt_suffix):
     from align.data import flatten_messages
     from align.generation import SamplingConfig, generate
     from align.world.oracle import OracleJudge
 
-    answers = generate(model, tokenizer, prompts, SamplingConfig(max_new_tokens=max_new_tokens, batch_size=batch_size),
-                       prompt_suffix=prompt_suffix)
-    flat = [flatten_messages(p) for p in prompts]
-    means = OracleJudge().mean_attributes(flat, [a[0] for a in answers])
-    return {k: float(v) for k, v in means.items()}
+    answers = [a[0] for a in generate(model, tokenizer, prompts, SamplingConfig(max_new_tokens=max_new_tokens,
+                                                                                  batch_size=batch_size),
+                                      prompt_suffix=prompt_suffix)]
+    means = OracleJudge().mean_attributes([flatten_messages(p) for p in prompts], answers)
+    return {k: float(v) for k, v in means.items()}, answers
 
 
 def oracle_metrics(scores: dict[str, float], when: str) -> dict[str, float]:
@@ -28,3 +45,107 @@ def oracle_metrics(scores: dict[str, float], when: str) -> dict[str, float]:
     if "coverage" in scores:
         out[f"oracle/coverage/{when}"] = scores["coverage"]
     return out
+
+
+def best_of_n(model, tokenizer, prompts: list[list[dict]], *, n: int, temperature: float, top_p: float,
+              max_new_tokens: int, batch_size: int, prompt_suffix: str = "", seed: int = 0) -> dict[str, float]:
+    """Headroom: oracle helpfulness of n samples per prompt, their mean and the best one's (per prompt, averaged).
+
+    Prompts the oracle does not understand are left out; an empty result when none is understood.
+    """
+    from align.data import flatten_messages
+    from align.generation import SamplingConfig, generate
+    from align.world.oracle import annotate
+
+    sampling = SamplingConfig(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, n=n,
+                              batch_size=max(1, batch_size // n))
+    samples = generate(model, tokenizer, prompts, sampling, seed=seed, prompt_suffix=prompt_suffix)
+    per_prompt = []
+    for p, rs in zip(prompts, samples):
+        labels = [annotate(flatten_messages(p), r) for r in rs]
+        if all(lab is not None for lab in labels):
+            per_prompt.append([lab["helpfulness"] for lab in labels])
+    if not per_prompt:
+        return {}
+    return {"headroom/samples": float(n), "headroom/temperature": float(temperature),
+            "headroom/sample_helpfulness": sum(sum(h) / len(h) for h in per_prompt) / len(per_prompt),
+            "headroom/best_of_n_helpfulness": sum(max(h) for h in per_prompt) / len(per_prompt),
+            "headroom/best_is_4": sum(max(h) == 4 for h in per_prompt) / len(per_prompt)}
+
+
+def rm_metrics(scorer, prompts: list[list[dict]], answers: list[str], when: str) -> dict[str, float]:
+    """The reward model's mean predicted attributes and standardised goodness on given answers."""
+    pred = scorer.predict(prompts, answers)  # [N, A]
+    out = {f"rm/{a}/{when}": float(pred[:, i].mean()) for i, a in enumerate(scorer.attributes)}
+    from align.errors import AlignError
+
+    try:
+        out[f"rm/reward/{when}"] = float(scorer.scalar(prompts, answers, weights="goodness", standardize=True).mean())
+    except AlignError as exc:  # an RM without the goodness attributes or its statistics: attributes only
+        log.warning("rm/reward not computed: %s", exc)
+    return out
+
+
+def gain_metrics(metrics: dict) -> dict[str, float]:
+    """after - before for the oracle's and the RM's helpfulness and the RM reward, and the hacking gap."""
+    out = {}
+    pairs = {"gain/oracle_helpfulness": "oracle/helpfulness", "gain/oracle_correctness": "oracle/correctness",
+             "gain/rm_helpfulness": "rm/helpfulness", "gain/rm_reward": "rm/reward"}
+    for key, base in pairs.items():
+        before, after = metrics.get(f"{base}/before"), metrics.get(f"{base}/after")
+        if before is not None and after is not None:
+            out[key] = float(after) - float(before)
+    if "gain/rm_helpfulness" in out and "gain/oracle_helpfulness" in out:
+        out["hacking_gap"] = out["gain/rm_helpfulness"] - out["gain/oracle_helpfulness"]
+    return out
+
+
+class StageEvaluator:
+    """The `oracle_eval` block of one stage: held-out prompts, the optional reward model, evaluations.
+
+    `run(model, tok, when, prompt_suffix)` gives oracle (and RM) figures of greedy answers;
+    `headroom(...)` the best-of-n figures of the starting policy; `gains(metrics)` the differences.
+    With `cfg` None every call returns {} (the stage has no oracle_eval).
+    """
+
+    def __init__(self, cfg, ctx):
+        self.cfg, self.ctx = cfg, ctx
+        self.prompts = self.scorer = None
+        if cfg is None:
+            return
+        from align.data import load_prompts
+
+        self.prompts = load_prompts(ctx.resolve(cfg.prompts, "prompts_test"))[: cfg.max_prompts]
+        if cfg.reward_model is not None:
+            from rewards.scoring import RewardScorer
+
+            self.scorer = RewardScorer.load(ctx.resolve(cfg.reward_model, "model"))
+
+    def run(self, model, tokenizer, when: str, prompt_suffix: str = "") -> dict[str, float]:
+        if self.cfg is None:
+            return {}
+        scores, answers = _greedy_oracle(model, tokenizer, self.prompts, self.cfg.max_new_tokens,
+                                         self.cfg.batch_size, prompt_suffix)
+        out = oracle_metrics(scores, when)
+        if self.scorer is not None:
+            out.update(rm_metrics(self.scorer, self.prompts, answers, when))
+        log.info("oracle %s: %s", when, "  ".join(f"{k}={v:.3f}" for k, v in out.items()))
+        return out
+
+    def headroom(self, model, tokenizer, *, temperature: float, top_p: float = 1.0, prompt_suffix: str = "",
+                 seed: int = 0) -> dict[str, float]:
+        if self.cfg is None or not self.cfg.best_of:
+            return {}
+        out = best_of_n(model, tokenizer, self.prompts, n=self.cfg.best_of, temperature=temperature, top_p=top_p,
+                        max_new_tokens=self.cfg.max_new_tokens, batch_size=self.cfg.batch_size,
+                        prompt_suffix=prompt_suffix, seed=seed)
+        if out:
+            log.info("headroom of the starting policy: %s", "  ".join(f"{k}={v:.3f}" for k, v in out.items()))
+        return out
+
+    @staticmethod
+    def gains(metrics: dict) -> dict[str, float]:
+        out = gain_metrics(metrics)
+        if out:
+            log.info("gains: %s", "  ".join(f"{k}={v:+.3f}" for k, v in out.items()))
+        return out

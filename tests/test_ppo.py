@@ -7,7 +7,7 @@ import torch
 from align.config.base import TrainConfig
 from align.config.model_spec import TinyModelSpec
 from align.data import load_prompts
-from align.stages.ppo import OracleReward
+from align.world.oracle import OracleReward
 from align.trainers.ppo import PPOSettings, PPOTrainer, sample_responses
 from align.world.generator import generate_world
 from align.world.tiny_model import build_tiny_model

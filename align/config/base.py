@@ -78,6 +78,10 @@ class OracleEvalConfig(StrictModel):
     max_prompts: int = Field(200, ge=1, description="Evaluate at most this many prompts.")
     max_new_tokens: int = Field(48, ge=1, description="Tokens generated per answer.")
     batch_size: int = Field(64, ge=1, description="Prompts per generation batch.")
+    reward_model: Annotated[str | None, Ref(output="model")] = Field(
+        None, description="Also score the greedy answers with this reward model (rm/<attr>/..., the hacking gap).")
+    best_of: int | None = Field(None, ge=2, description="Headroom: oracle helpfulness of the best of this many samples "
+                                                         "per prompt from the starting policy, at the stage's sampling settings.")
 
 
 class DistributedConfig(StrictModel):

@@ -8,7 +8,7 @@ from align.data.helpsteer import (
     HelpSteerRow, consecutive_groups, flatten_messages, group_by_prompt, load_helpsteer,
     parse_helpsteer_prompt,
 )
-from align.data.pairs import PreferencePair, load_preference_pairs, pairs_from_ratings
+from align.data.pairs import PreferencePair, load_preference_pairs, pairs_from_ratings, spread_pairs
 from align.data.prompts import load_prompts
 from align.data.conversations import check_messages, load_conversations
 
@@ -16,6 +16,6 @@ __all__ = [
     "RowRef", "Table", "describe_source", "load_rows", "load_table", "source_kind",
     "HelpSteerRow", "consecutive_groups", "flatten_messages", "group_by_prompt",
     "load_helpsteer", "parse_helpsteer_prompt",
-    "PreferencePair", "load_preference_pairs", "pairs_from_ratings",
+    "PreferencePair", "load_preference_pairs", "pairs_from_ratings", "spread_pairs",
     "load_prompts", "load_conversations", "check_messages",
 ]

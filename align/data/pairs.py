@@ -51,6 +51,33 @@ def pairs_from_ratings(rows: list[HelpSteerRow], attribute: str = "helpfulness")
     return pairs
 
 
+def spread_pairs(pairs: list[PreferencePair], max_pairs: int | None = None, per_prompt: int | None = None,
+                 seed: int = 0) -> list[PreferencePair]:
+    """At most `per_prompt` pairs of each prompt and `max_pairs` in all, drawn evenly over the prompts.
+
+    With k rated responses a prompt gives up to k(k-1)/2 pairs, all next to each other: the
+    first `max_pairs` would come from a handful of prompts (32 responses: 496 pairs each), and DPO
+    would learn those prompts only. Here each prompt's pairs are shuffled (seeded) and taken
+    round-robin: the first pair of every prompt (in shuffled prompt order), then the second, ...
+    With neither limit the pairs come back unchanged.
+    """
+    import random
+
+    if max_pairs is None and per_prompt is None:
+        return pairs
+    rng = random.Random(seed)
+    groups: dict[str, list[PreferencePair]] = {}
+    for p in pairs:
+        groups.setdefault(p.prompt, []).append(p)
+    order = list(groups.values())
+    rng.shuffle(order)
+    for g in order:
+        rng.shuffle(g)
+    depth = max((len(g) for g in order), default=0) if per_prompt is None else per_prompt
+    out = [g[i] for i in range(depth) for g in order if i < len(g)]
+    return out[:max_pairs]
+
+
 def _messages(ref: RowRef, prompt: str) -> list[dict]:
     try:
         return parse_helpsteer_prompt(prompt)

@@ -11,8 +11,8 @@ from pydantic import Field, model_validator
 
 from align.config.base import OracleEvalConfig, Ref, StrictModel, TrainConfig
 from align.config.model_spec import ModelSpec
+from align.reward_sources import RewardSpec, build_reward
 from align.stages.base import Stage, StageConfig, register_stage
-from align.stages.ppo import RewardSpec, build_reward
 
 log = logging.getLogger("align")
 
@@ -28,7 +28,10 @@ class PairsSpec(StrictModel):
                     "policy: prompts (world.prompts_train). A stage output, file, dir or hub id.")
     split: str | None = Field(None, description="Split of a hub dataset or DatasetDict dir.")
     attribute: str = Field("helpfulness", description="ratings: the attribute that decides chosen vs rejected.")
-    max_pairs: int | None = Field(None, ge=1, description="ratings/preference: use at most this many pairs.")
+    max_pairs: int | None = Field(None, ge=1, description="ratings/preference: use at most this many pairs, drawn "
+                                                          "round-robin over the prompts (seeded), not the first ones.")
+    max_pairs_per_prompt: int | None = Field(None, ge=1, description="ratings/preference: at most this many pairs "
+                                                                     "per prompt (k rated responses give k(k-1)/2).")
     rounds: int = Field(2, ge=1, description="policy: sampling + training rounds.")
     prompts_per_round: int = Field(128, ge=1, description="policy: prompts sampled per round.")
     samples_per_prompt: int = Field(4, ge=2, description="policy: responses per prompt; best vs worst by the reward.")
@@ -114,14 +117,14 @@ def policy_sample_metrics(model, ref_model, tokenizer, config, ctx, reward_fn, w
 
 # ---- pairs ---------------------------------------------------------------------------------
 def static_pairs(spec: PairsSpec, ctx):
-    from align.data import load_helpsteer, load_preference_pairs, pairs_from_ratings
+    from align.data import load_helpsteer, load_preference_pairs, pairs_from_ratings, spread_pairs
 
     source = ctx.resolve(spec.data, "helpsteer_train" if spec.source == "ratings" else "preference")
     if spec.source == "ratings":
         pairs = pairs_from_ratings(load_helpsteer(source, spec.split), spec.attribute)
     else:
         pairs = load_preference_pairs(source, spec.split)
-    return pairs[: spec.max_pairs]
+    return spread_pairs(pairs, spec.max_pairs, spec.max_pairs_per_prompt, seed=ctx.seed)
 
 
 def policy_pairs(model, tokenizer, prompts, spec: PairsSpec, reward_fn, seed: int):
@@ -163,19 +166,29 @@ class DPOStage(Stage):
 
         from align.data import load_prompts
         from align.models import load_model, load_saved, save_model
-        from align.stages.sft import run_oracle_eval
+        from align.evaluation import StageEvaluator
         from align.trainers.dpo import DPOTrainer, tokenize_pair
 
         set_seed(ctx.seed)
         model, tokenizer = load_model(ctx.resolve_model(config.model), seed=ctx.seed)
         reward_fn = build_reward(config.reward, ctx) if config.reward is not None else None
         ref = reference_for_eval(model)
-        metrics: dict = {}
+        metrics: dict = {"pairs/source": config.pairs.source}
+        if config.reward is not None:
+            metrics["reward/source"] = config.reward.describe()
+        elif config.pairs.source == "ratings":
+            metrics["reward/source"] = f"ratings:{config.pairs.attribute}"
         from align.distributed import process_state
 
         state = process_state()  # evaluations and saving happen once, on the main process
+        evaluator = StageEvaluator(config.oracle_eval if state.is_main_process else None, ctx)
         if state.is_main_process:
-            metrics.update(run_oracle_eval(model, tokenizer, config.oracle_eval, ctx, "before"))
+            metrics.update(evaluator.run(model, tokenizer, "before"))
+            # static pairs sample nothing: the headroom is read at temperature 1
+            spec = config.pairs
+            metrics.update(evaluator.headroom(model, tokenizer, temperature=spec.temperature if spec.source == "policy"
+                                              else 1.0, top_p=spec.top_p if spec.source == "policy" else 1.0,
+                                              seed=ctx.seed + 11))
             metrics.update(policy_sample_metrics(model, ref, tokenizer, config, ctx, reward_fn, "before"))
         spec = config.pairs
         if spec.source == "policy":
@@ -217,8 +230,9 @@ class DPOStage(Stage):
             if trainer.is_main:
                 shutil.rmtree(trainer.checkpoint_dir, ignore_errors=True)
         if state.is_main_process:
-            metrics.update(run_oracle_eval(model, tokenizer, config.oracle_eval, ctx, "after"))
+            metrics.update(evaluator.run(model, tokenizer, "after"))
             metrics.update(policy_sample_metrics(model, ref, tokenizer, config, ctx, reward_fn, "after"))
+            metrics.update(evaluator.gains(metrics))
             if not saved:  # a sharded round already wrote these weights
                 save_model(model, tokenizer, ctx.work_dir / "model", merge_lora=config.model.merge_lora_on_save)
         state.wait_for_everyone()

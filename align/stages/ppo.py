@@ -6,7 +6,7 @@ policy and the value head (and a separate critic) as separate modules, while acc
 DeepSpeed integration prepares one model per engine, and rollouts generate with the whole unwrapped policy,
 which ZeRO-3 / FSDP would have partitioned. Evaluations and saving run on rank 0.
 
-Also home of the reward block shared with `kind: dpo` (iterative pairs): a reward is a
+The reward block (`align.reward_sources.RewardSpec`, shared with `kind: dpo`): a reward is a
 trained reward model scalarised by a weights preset (`model: rm`), or the world oracle as
 a rule-based reward (`oracle: goodness`). Both are `rewards.interface.RewardFunction`s.
 """
@@ -18,62 +18,12 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from align.config.base import OracleEvalConfig, Ref, StrictModel, TrainConfig
+from align.config.base import OracleEvalConfig, Ref, TrainConfig
 from align.config.model_spec import ModelSpec
+from align.reward_sources import RewardSpec, build_reward
 from align.stages.base import Stage, StageConfig, register_stage
 
 log = logging.getLogger("align")
-
-
-class RewardSpec(StrictModel):
-    """Where the scalar reward comes from: exactly one of `model` (a reward model) or `oracle`."""
-
-    model: Annotated[str | None, Ref(output="model")] = Field(
-        None, description="Reward model: an earlier reward_model stage (e.g. rm) or a directory.")
-    weights: str | dict[str, float] = Field("goodness", description="Scalarisation: a preset name or {attribute: weight}.")
-    standardize: bool = Field(True, description="Standardise the RM score by its mean/std over the RM's training responses.")
-    oracle: str | dict[str, float] | None = Field(
-        None, description="Rule-based reward from the world oracle: 'goodness', an attribute name, or {attribute: weight}.")
-
-    @model_validator(mode="after")
-    def _one_source(self) -> RewardSpec:
-        if (self.model is None) == (self.oracle is None):
-            raise ValueError("give exactly one of model (a reward model) or oracle (the world's rule-based reward)")
-        return self
-
-
-class OracleReward:
-    """A rule-based RewardFunction: weighted world-oracle attributes (0 where the prompt is not a world task)."""
-
-    def __init__(self, weights: str | dict[str, float] = "goodness"):
-        from align.attributes import ATTRIBUTES
-
-        if isinstance(weights, str):
-            weights = ({"helpfulness": 0.65, "correctness": 0.8, "coherence": 0.45} if weights == "goodness"
-                       else {weights: 1.0})  # goodness: SPEC.md section 2
-        unknown = set(weights) - set(ATTRIBUTES)
-        if unknown:
-            raise ValueError(f"unknown oracle attributes {sorted(unknown)}; known: {', '.join(ATTRIBUTES)}")
-        self.weights = weights
-
-    def __call__(self, prompts: list[list[dict]], responses: list[str]) -> list[float]:
-        from align.data import flatten_messages
-        from align.world.oracle import annotate
-
-        out = []
-        for p, r in zip(prompts, responses):
-            labels = annotate(flatten_messages(p), r)
-            out.append(0.0 if labels is None else sum(w * labels[a] for a, w in self.weights.items()))
-        return out
-
-
-def build_reward(spec: RewardSpec, ctx):
-    """The RewardFunction a RewardSpec names."""
-    if spec.oracle is not None:
-        return OracleReward(spec.oracle)
-    from rewards.interface import RMReward
-
-    return RMReward(ctx.resolve(spec.model, "model"), weights=spec.weights, standardize=spec.standardize)
 
 
 class PPOConfig(StageConfig):
@@ -144,9 +94,9 @@ class PPOStage(Stage):
 
         from align.data import load_prompts
         from align.distributed import process_state
+        from align.evaluation import StageEvaluator
         from align.models import load_model, save_model
         from align.stages.dpo import policy_sample_metrics, reference_for_eval
-        from align.stages.sft import run_oracle_eval
         from align.trainers.ppo import PPOSettings, PPOTrainer
 
         process_state()  # before any model is placed: fixes the backend and this process's device
@@ -157,16 +107,20 @@ class PPOStage(Stage):
         names = set(PPOSettings.__dataclass_fields__)
         settings = PPOSettings(**{k: v for k, v in config.model_dump().items() if k in names})
         trainer = PPOTrainer(model, tokenizer, reward_fn, config.train, ctx.work_dir, settings, seed=ctx.seed)
-        metrics: dict = {"data/prompts": float(len(prompts))}
+        metrics: dict = {"data/prompts": float(len(prompts)), "reward/source": config.reward.describe()}
         ref = reference_for_eval(model, trainer.ref_model) if trainer.is_main else None
+        evaluator = StageEvaluator(config.oracle_eval if trainer.is_main else None, ctx)
         if trainer.is_main:
-            metrics.update(run_oracle_eval(model, tokenizer, config.oracle_eval, ctx, "before"))
+            metrics.update(evaluator.run(model, tokenizer, "before"))
+            metrics.update(evaluator.headroom(model, tokenizer, temperature=config.temperature, top_p=config.top_p,
+                                              seed=ctx.seed + 11))
             metrics.update(policy_sample_metrics(model, ref, tokenizer, config, ctx, reward_fn, "before"))
         metrics.update(trainer.train(prompts))
         model = trainer.unwrapped_model()
         if trainer.is_main:
-            metrics.update(run_oracle_eval(model, tokenizer, config.oracle_eval, ctx, "after"))
+            metrics.update(evaluator.run(model, tokenizer, "after"))
             metrics.update(policy_sample_metrics(model, ref, tokenizer, config, ctx, reward_fn, "after"))
+            metrics.update(evaluator.gains(metrics))
             save_model(model, tokenizer, ctx.work_dir / "model",
                        merge_lora=config.model.merge_lora_on_save)
             shutil.rmtree(trainer.checkpoint_dir, ignore_errors=True)

@@ -48,16 +48,10 @@ def tokenize_all(tokenizer, conversations, train_cfg, loss_on: str):
 
 
 def run_oracle_eval(model, tokenizer, cfg: OracleEvalConfig | None, ctx, when: str, prompt_suffix: str = "") -> dict:
-    if cfg is None:
-        return {}
-    from align.data import load_prompts
-    from align.evaluation import oracle_eval, oracle_metrics
+    """Oracle (and RM) figures of greedy answers on the held-out prompts (align.evaluation.StageEvaluator)."""
+    from align.evaluation import StageEvaluator
 
-    prompts = load_prompts(ctx.resolve(cfg.prompts, "prompts_test"))[: cfg.max_prompts]
-    scores = oracle_eval(model, tokenizer, prompts, max_new_tokens=cfg.max_new_tokens, batch_size=cfg.batch_size,
-                         prompt_suffix=prompt_suffix)
-    log.info("oracle %s: %s", when, "  ".join(f"{k}={v:.3f}" for k, v in scores.items()))
-    return oracle_metrics(scores, when)
+    return StageEvaluator(cfg, ctx).run(model, tokenizer, when, prompt_suffix)
 
 
 @register_stage

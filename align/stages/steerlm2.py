@@ -26,12 +26,12 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from align.config.base import Ref, StrictModel, TrainConfig
+from align.config.base import OracleEvalConfig, Ref, StrictModel, TrainConfig
 from align.io_utils import read_jsonl, write_jsonl
 from align.stages.base import Stage, StageConfig, register_stage
 from align.stages.steerability import SteerEvalConfig, load_eval_prompts, load_scorer, steer_metrics
 from align.stages.steerlm_sft import PAPER_TARGET
-from align.steerlm.labels import DEFAULT_MARKER, format_label
+from align.steerlm.labels import DEFAULT_MARKER, attribute_prefix, format_label
 
 log = logging.getLogger("align")
 
@@ -51,7 +51,11 @@ class SteerLM2Config(StageConfig):
     kind: Literal["steerlm2"] = "steerlm2"
     policy: Annotated[str, Ref(output="model")] = Field(description="Initial proposal Q' (the SteerLM 1.0 stage or dir).")
     reference: Annotated[str, Ref(output="model")] = Field(description="Unconditional SFT model for P(y|x).")
-    reward_model: Annotated[str, Ref(output="model")] = Field(description="Attribute reward model for P(a|x,y).")
+    reward_model: Annotated[str | None, Ref(output="model")] = Field(
+        None, description="Attribute reward model: P(a|x,y) from its predictions, and the steer_rm figures.")
+    attribute_source: Literal["reward_model", "oracle"] = Field(
+        "reward_model", description="P(a|x,y) from the reward model's predictions, or from the world oracle's "
+                                    "integer labels (the gold ablation; world prompts only).")
     prompts: Annotated[str, Ref(output="prompts_train")] = Field(description="Prompts to sample on.")
     max_prompts: int = Field(64, ge=1, description="Prompts per iteration (a fresh draw each iteration).")
     iterations: int = Field(2, ge=1, description="SteerLM 2.0 iterations (paper: 2).")
@@ -69,9 +73,16 @@ class SteerLM2Config(StageConfig):
     train: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=2, lr=1e-5, batch_size=4),
                                description="Optimisation per iteration; batch_size counts (x, a) groups.")
     steerability: SteerEvalConfig | None = Field(None, description="Steering error of Q' before and after each iteration.")
+    oracle_eval: OracleEvalConfig | None = Field(
+        None, description="Oracle scores of greedy answers at `eval_target`: of Q' before, after each iteration.")
+    eval_target: dict[str, int] = Field(default_factory=lambda: dict(PAPER_TARGET),
+                                        description="Attributes requested in the oracle eval (as in steerlm_sft).")
 
     @model_validator(mode="after")
     def _one_target(self) -> "SteerLM2Config":
+        if self.attribute_source == "reward_model" and self.reward_model is None:
+            raise ValueError("attribute_source reward_model needs reward_model: (a reward_model stage or dir); "
+                             "or set attribute_source: oracle")
         if self.target is not None and self.target_distribution is not None:
             raise ValueError("give `target` or `target_distribution`, not both")
         if self.target is not None:
@@ -119,7 +130,10 @@ class SteerLM2Stage(Stage):
 
     @classmethod
     def outputs(cls, config) -> dict[str, str]:
-        return {"model": "model", "tokenizer": "model", "iterations": "iterations"}
+        out = {"model": "model", "tokenizer": "model", "iterations": "iterations"}
+        # each iteration's model by name (steerlm2.iter1), e.g. to compare iterations in an mtbench stage
+        out.update({f"iter{k}": f"iterations/iter{k}/model" for k in range(1, config.iterations + 1)})
+        return out
 
     def run(self, config: SteerLM2Config, ctx) -> dict:
         from transformers import set_seed
@@ -132,16 +146,24 @@ class SteerLM2Stage(Stage):
         set_seed(ctx.seed)
         reference, _ = load_saved(ctx.resolve(config.reference, "model"), seed=ctx.seed)
         reference.to(state.device).eval()
-        scorer = load_scorer(ctx.resolve(config.reward_model, "model"))
+        rm = load_scorer(ctx.resolve(config.reward_model, "model")) if config.reward_model else None
+        if config.attribute_source == "oracle":
+            from align.world.oracle import OracleAttributeScorer
+
+            scorer = OracleAttributeScorer()
+        else:
+            scorer = rm
         all_prompts = load_prompts(ctx.resolve(config.prompts, "prompts_train"))
         steer_prompts = load_eval_prompts(config.steerability, ctx) if config.steerability else None
         iter_root = ctx.work_dir / "iterations"
-        metrics: dict[str, float] = {}
+        metrics: dict = {"reward/source": ("oracle" if config.attribute_source == "oracle"
+                                           else f"reward_model:{config.reward_model}")}
         proposal_dir = ctx.resolve(config.policy, "model")
         model = tok = None  # Q' (proposal_dir) when this process already holds it: rank 0 keeps what it measured
-        if steer_prompts is not None and state.is_main_process:
+        evaluator = _Evaluations(config, ctx, state, steer_prompts, rm)
+        if state.is_main_process and evaluator.wanted:
             model, tok = load_saved(proposal_dir, seed=ctx.seed)
-            metrics.update(_steer(config, ctx, state, model, tok, steer_prompts, scorer, "iter0"))
+            metrics.update(evaluator.start(model, tok))
         for k in range(1, config.iterations + 1):
             it_dir = iter_root / f"iter{k}"
             done = it_dir / "metrics.json"
@@ -160,14 +182,15 @@ class SteerLM2Stage(Stage):
             model = tok = None
             proposal_dir = str(it_dir / "model")
             if state.is_main_process:
-                if steer_prompts is not None:  # the saved Q_theta, kept as the next iteration's Q'
+                if evaluator.wanted:  # the saved Q_theta, kept as the next iteration's Q'
                     model, tok = load_saved(proposal_dir, seed=ctx.seed)
-                    it_metrics.update(_steer(config, ctx, state, model, tok, steer_prompts, scorer, f"iter{k}"))
+                    it_metrics.update(evaluator.iteration(model, tok, k))
                 done.write_text(json.dumps(it_metrics, indent=1))
             state.wait_for_everyone()
             metrics.update(it_metrics)
         if state.is_main_process:
             shutil.copytree(proposal_dir, ctx.work_dir / "model", dirs_exist_ok=True)
+            metrics.update(evaluator.finish(metrics))
         state.wait_for_everyone()
         return metrics
 
@@ -214,7 +237,7 @@ class SteerLM2Stage(Stage):
         out = {f"steerlm2/kl_w_b/iter{k}": float(kl_divergence(w, uniform).mean()),
                f"steerlm2/ess/iter{k}": float(effective_sample_size(w).mean()),
                f"steerlm2/log_p_attr/iter{k}": float(la.mean())}
-        for a in scorer.attributes:
+        for a in scorer.attributes:  # the scorer's mean labels of the samples (RM predictions or oracle labels)
             out[f"steerlm2/rm/{a}/iter{k}"] = sum(r["rm"][a] for r in records) / len(records)
         trainer = SteerLM2Trainer(model, tok, config.train, it_dir, seed=ctx.seed + k,
                                   normalize_by_tokens=config.normalize_by_tokens)
@@ -269,6 +292,45 @@ class SteerLM2Stage(Stage):
                                                                   log_q, pred))]
 
 
+class _Evaluations:
+    """Rank 0's evaluations of Q' at the start and after each iteration: steerability and the oracle
+    at `eval_target` (`oracle/<attr>/before`, `/iter<k>`, `/after`, headroom and gains)."""
+
+    def __init__(self, config, ctx, state, steer_prompts, rm):
+        from align.evaluation import StageEvaluator
+
+        self.config, self.ctx, self.state, self.steer_prompts, self.rm = config, ctx, state, steer_prompts, rm
+        self.oracle = StageEvaluator(config.oracle_eval if state.is_main_process else None, ctx)
+        self.suffix = attribute_prefix(config.eval_target, config.marker)
+        self.wanted = steer_prompts is not None or config.oracle_eval is not None
+
+    def _both(self, model, tok, tag: str) -> dict:
+        out = {}
+        if self.steer_prompts is not None:
+            out.update(_steer(self.config, self.ctx, self.state, model, tok, self.steer_prompts, self.rm, tag))
+        if self.config.oracle_eval is not None:
+            found = self.oracle.run(model.to(self.state.device), tok, "before", self.suffix)
+            out.update({k.replace("/before", f"/{tag}"): v for k, v in found.items()})
+        return out
+
+    def start(self, model, tok) -> dict:
+        out = self._both(model, tok, "iter0")
+        out.update({k.replace("/iter0", "/before"): v for k, v in out.items()
+                    if k.startswith(("oracle/", "rm/")) and k.endswith("/iter0")})
+        out.update(self.oracle.headroom(model, tok, temperature=self.config.temperature, top_p=self.config.top_p,
+                                        prompt_suffix=self.suffix, seed=self.ctx.seed + 11))
+        return out
+
+    def iteration(self, model, tok, k: int) -> dict:
+        return self._both(model, tok, f"iter{k}")
+
+    def finish(self, metrics: dict) -> dict:
+        last = f"/iter{self.config.iterations}"
+        out = {k.replace(last, "/after"): v for k, v in metrics.items()
+               if k.startswith(("oracle/", "rm/")) and k.endswith(last)}
+        return {**out, **self.oracle.gains({**metrics, **out})}
+
+
 def _steer(config, ctx, state, model, tok, prompts, scorer, tag: str) -> dict:
     """Steerability of `model` (rank 0 only), metrics suffixed with `tag`."""
     from align.steerlm.steerability import with_suffix
@@ -285,7 +347,8 @@ def _place_frozen(reference, scorer, device) -> None:
     if not torch.cuda.is_available():
         return
     reference.to(device)
-    scorer.model.to(device)
+    if hasattr(scorer, "model"):  # the oracle has no weights
+        scorer.model.to(device)
     torch.cuda.empty_cache()
 
 

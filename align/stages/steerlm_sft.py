@@ -81,7 +81,7 @@ class SteerLMSFTStage(Stage):
 
         from align.data import load_helpsteer
         from align.models import load_model, load_saved
-        from align.stages.sft import run_oracle_eval
+        from align.evaluation import StageEvaluator
         from align.steerlm.labels import attribute_prefix, check_marker
         from align.steerlm.sequences import tokenize_response
         from align.trainers.sft import SFTTrainer
@@ -108,6 +108,10 @@ class SteerLMSFTStage(Stage):
             n_eval = max(1, int(len(examples) * config.eval_fraction))
             eval_examples, examples = examples[:n_eval], examples[n_eval:]
         trainer = SFTTrainer(model, tok, config.train, ctx.work_dir, seed=ctx.seed)
+        evaluator = StageEvaluator(config.oracle_eval if trainer.is_main else None, ctx)
+        if trainer.is_main:  # the starting (unconditioned) model: what asking for eval_target should beat
+            metrics.update(evaluator.run(model, tok, "before"))
+            metrics.update(evaluator.headroom(model, tok, temperature=1.0, seed=ctx.seed + 11))
         metrics.update(trainer.train(examples, eval_examples))
         # Every process saves (ZeRO-3 / FSDP gather the shards); the main one evaluates the model,
         # reloaded from the saved files when it was sharded.
@@ -118,7 +122,8 @@ class SteerLMSFTStage(Stage):
                 model, _ = load_saved(ctx.work_dir / "model", tok)
                 model.to(trainer.accelerator.device)
             suffix = attribute_prefix(config.eval_target, config.marker)
-            metrics.update(run_oracle_eval(model, tok, config.oracle_eval, ctx, "after", prompt_suffix=suffix))
+            metrics.update(evaluator.run(model, tok, "after", prompt_suffix=suffix))
+            metrics.update(evaluator.gains(metrics))
             if config.steerability is not None:
                 scorer = load_scorer(ctx.resolve(config.reward_model, "model")) if config.reward_model else None
                 found = steer_metrics(model, tok, load_eval_prompts(config.steerability, ctx), config.steerability,

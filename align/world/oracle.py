@@ -148,3 +148,58 @@ class OracleJudge:
         out = {a: (sum(r[a] for r in rows) / len(rows) if rows else 0.0) for a in ATTRIBUTES}
         out["coverage"] = len(rows) / len(prompts) if prompts else 0.0
         return out
+
+
+class OracleAttributeScorer:
+    """The oracle behind the attribute-scorer interface a reward model serves (`attributes`,
+    `predict(prompts, responses) -> [N, A]`), so SteerLM 2.0 and every other consumer of
+    predicted attributes can run on the gold labels instead (an ablation of RM quality).
+
+    Labels are integers 0..4 returned as floats. Where they enter the Beta model of P(a|x,y)
+    (rewards.beta), an integer label r is a prediction like any other: mean r/4, clipped to
+    [1e-3, 1 - 1e-3], concentration 24. So P(a = r) is 0.78-1.0, a label one step away gets
+    0.06-0.11 (label 3 asked as 4: 0.059; label 4 asked as 3: below 1e-4, since the clipped mean
+    sits at the edge) and two steps away about 0: the weights prefer exact hits.
+    """
+
+    def __init__(self):
+        self.attributes = list(ATTRIBUTES)
+
+    def predict(self, prompts: list[list[dict]], responses: list[str]):
+        import torch
+
+        from align.data import flatten_messages
+        from align.errors import DataError
+
+        if len(prompts) != len(responses):
+            raise DataError(f"{len(prompts)} prompts but {len(responses)} responses")
+        out = torch.zeros(len(prompts), len(ATTRIBUTES))
+        for i, (p, r) in enumerate(zip(prompts, responses)):
+            labels = annotate(flatten_messages(p), r)
+            if labels is None:
+                raise DataError(f"the world oracle cannot label prompt {i} ({flatten_messages(p)[:60]!r}): it is "
+                                "not a world task; the gold scorer needs the world's prompts")
+            out[i] = torch.tensor([float(labels[a]) for a in ATTRIBUTES])
+        return out
+
+
+class OracleReward:
+    """A rule-based RewardFunction: weighted world-oracle attributes (0 where the prompt is not a world task)."""
+
+    def __init__(self, weights: str | dict[str, float] = "goodness"):
+        if isinstance(weights, str):
+            weights = ({"helpfulness": 0.65, "correctness": 0.8, "coherence": 0.45} if weights == "goodness"
+                       else {weights: 1.0})  # goodness: SPEC.md section 2
+        unknown = set(weights) - set(ATTRIBUTES)
+        if unknown:
+            raise ValueError(f"unknown oracle attributes {sorted(unknown)}; known: {', '.join(ATTRIBUTES)}")
+        self.weights = weights
+
+    def __call__(self, prompts: list[list[dict]], responses: list[str]) -> list[float]:
+        from align.data import flatten_messages
+
+        out = []
+        for p, r in zip(prompts, responses):
+            labels = annotate(flatten_messages(p), r)
+            out.append(0.0 if labels is None else sum(w * labels[a] for a, w in self.weights.items()))
+        return out
