@@ -40,7 +40,10 @@ def _sample_prompt(rng: random.Random, multi_turn: bool, max_operand: int = T.MA
     if not multi_turn:
         return user1
     task1 = T.parse_turn(user1)
-    asst1 = _core(task1, rng, "correct")
+    # The earlier assistant turn is written like any response (opener, elaboration), right and
+    # clean: a model whose own first answer is elaborate must have seen such a history in training
+    # (with bare answers only, SteerLM models asked for longer answers fell apart on turn 2).
+    asst1 = sample_response(task1, rng, mode="correct", noise=False)
     if task1.kind in T.NUMERIC_KINDS and rng.random() < P_FOLLOWUP:
         user2 = T.sample_followup(int(task1.answer), rng, max(max_operand, 1))
     else:
@@ -156,17 +159,18 @@ def _add_noise(words: list[str], rng: random.Random) -> list[str]:
     return words[:i] + rng.choices(T.JUNK_TOKENS, k=rng.randint(1, 3)) + words[i:]
 
 
-def sample_response(task: T.Task, rng: random.Random) -> str:
-    """[opener] + core answer + [0..6 elaboration sentences] + [noise]."""
+def sample_response(task: T.Task, rng: random.Random, mode: str | None = None, noise: bool = True) -> str:
+    """[opener] + core answer + [0..6 elaboration sentences] + [noise]; `mode` fixes the core
+    (correct, wrong, hedge, conflict, missing), `noise=False` leaves the noise out."""
     parts = [rng.choice(T.OPENERS)] if rng.random() < P_OPENER else []
-    parts.append(_core(task, rng, _pick(rng, CORE_MODES)))
+    parts.append(_core(task, rng, mode or _pick(rng, CORE_MODES)))
     n_elab = _pick(rng, ELABORATION_COUNTS)
     share = rng.choice(COMPLEX_SHARES)
     n_complex = sum(rng.random() < share for _ in range(n_elab))
     elab = rng.sample(T.COMPLEX_SENTENCES, n_complex) + rng.sample(T.SIMPLE_SENTENCES, n_elab - n_complex)
     rng.shuffle(elab)
     words = " ".join(parts + elab).split()
-    if rng.random() < P_NOISE:
+    if noise and rng.random() < P_NOISE:
         words = _add_noise(words, rng)
         while rng.random() < P_MORE_NOISE:
             words = _add_noise(words, rng)
