@@ -6,8 +6,10 @@ What each alignment stage's metrics.json gets when `oracle_eval` is set (world p
 - `rm/<attr>/before|after`, `rm/reward/before|after`: the reward model's view of the same
   answers (`oracle_eval.reward_model`), standardised goodness for `rm/reward`;
 - `headroom/...`: what the starting policy could gain, read off `best_of` samples per prompt at
-  the stage's sampling settings: mean oracle helpfulness of the samples and of the best one;
-- `gain/oracle_helpfulness`, `gain/rm_helpfulness`, `gain/rm_reward` (after - before) and
+  the stage's sampling settings: mean oracle helpfulness of the samples and of the best one; the
+  same after training as `sampled/helpfulness/after` and `sampled/best_of_n_helpfulness/after`;
+- `gain/oracle_helpfulness`, `gain/rm_helpfulness`, `gain/rm_reward`,
+  `gain/oracle_sampled_helpfulness` (after - before) and
   `hacking_gap` = RM-predicted helpfulness gain - oracle helpfulness gain: positive when the
   policy learned what the reward model likes but the oracle does not.
 """
@@ -95,6 +97,8 @@ def gain_metrics(metrics: dict) -> dict[str, float]:
         before, after = metrics.get(f"{base}/before"), metrics.get(f"{base}/after")
         if before is not None and after is not None:
             out[key] = float(after) - float(before)
+    if "headroom/sample_helpfulness" in metrics and "sampled/helpfulness/after" in metrics:
+        out["gain/oracle_sampled_helpfulness"] = metrics["sampled/helpfulness/after"] - metrics["headroom/sample_helpfulness"]
     if "gain/rm_helpfulness" in out and "gain/oracle_helpfulness" in out:
         out["hacking_gap"] = out["gain/rm_helpfulness"] - out["gain/oracle_helpfulness"]
     return out
@@ -133,14 +137,20 @@ class StageEvaluator:
         return out
 
     def headroom(self, model, tokenizer, *, temperature: float, top_p: float = 1.0, prompt_suffix: str = "",
-                 seed: int = 0) -> dict[str, float]:
+                 seed: int = 0, when: str = "before") -> dict[str, float]:
+        """Best-of-n figures: `headroom/*` of the starting policy (when='before'); after training the
+        same measurement as `sampled/helpfulness/after`, `sampled/best_of_n_helpfulness/after`."""
         if self.cfg is None or not self.cfg.best_of:
             return {}
         out = best_of_n(model, tokenizer, self.prompts, n=self.cfg.best_of, temperature=temperature, top_p=top_p,
                         max_new_tokens=self.cfg.max_new_tokens, batch_size=self.cfg.batch_size,
                         prompt_suffix=prompt_suffix, seed=seed)
+        if when != "before":
+            out = {"sampled/helpfulness/" + when: out["headroom/sample_helpfulness"],
+                   "sampled/best_of_n_helpfulness/" + when: out["headroom/best_of_n_helpfulness"]} if out else {}
         if out:
-            log.info("headroom of the starting policy: %s", "  ".join(f"{k}={v:.3f}" for k, v in out.items()))
+            log.info("best of %d samples (%s): %s", self.cfg.best_of, when,
+                     "  ".join(f"{k}={v:.3f}" for k, v in out.items()))
         return out
 
     @staticmethod

@@ -37,6 +37,8 @@ class HeldoutSettings:
     kl_samples: int = 64
     max_length: int = 1024
     seed: int = 0
+    sample_temperature: float | None = None
+    samples_per_prompt: int = 4
 
 
 def _load(path: str):
@@ -95,6 +97,21 @@ def kl_estimate(model, tokenizer, reference, prompts, s: HeldoutSettings, prompt
     return {f"{PREFIX}kl": float(k1.mean()), f"{PREFIX}kl_truncated": float(cut)}
 
 
+def sampled_figures(model, tokenizer, prompts, s: HeldoutSettings, prompt_suffix: str = "") -> dict[str, float]:
+    """heldout/sampled/oracle/<attribute>: oracle means over samples_per_prompt answers per prompt at
+    sample_temperature (what the policy's sampling distribution gives, beside its greedy answer)."""
+    from align.data import flatten_messages
+    from align.generation import SamplingConfig, generate
+    from align.world.oracle import OracleJudge
+
+    sampling = SamplingConfig(max_new_tokens=s.max_new_tokens, temperature=s.sample_temperature,
+                              n=s.samples_per_prompt, batch_size=max(1, s.batch_size // s.samples_per_prompt))
+    out = generate(model, tokenizer, prompts, sampling, seed=s.seed + 1, prompt_suffix=prompt_suffix)
+    flat = [flatten_messages(p) for p, rs in zip(prompts, out) for _ in rs]
+    means = OracleJudge().mean_attributes(flat, [r for rs in out for r in rs])
+    return {f"{PREFIX}sampled/oracle/{k}": float(v) for k, v in means.items() if k != "coverage"}
+
+
 def measure(model, tokenizer, prompts, s: HeldoutSettings, *, prompt_suffix: str = "", scorer=None,
             reference=None) -> tuple[dict[str, float], list[dict]]:
     """One model's heldout/* figures and its per-prompt rows (prompt, answer, oracle and RM labels)."""
@@ -106,6 +123,8 @@ def measure(model, tokenizer, prompts, s: HeldoutSettings, *, prompt_suffix: str
     if scorer is not None:
         rm_metrics, rm_rows = rm_figures(scorer, prompts, answers, s.weights)
         metrics.update(rm_metrics)
+    if s.sample_temperature:
+        metrics.update(sampled_figures(model, tokenizer, prompts, s, prompt_suffix))
     if reference is not None:
         metrics.update(kl_estimate(model, tokenizer, reference, prompts[: s.kl_samples], s, prompt_suffix))
     rows = [{"prompt": flatten_messages(p), "answer": a, "oracle": o, "rm": r}

@@ -34,6 +34,7 @@ METRICS = [
     ("mtbench/score", "MT-Bench", 2),
     ("heldout/oracle/helpfulness", "oracle helpfulness", 3),
     ("heldout/oracle/correctness", "oracle correctness", 3),
+    ("heldout/sampled/oracle/helpfulness", "sampled helpfulness", 3),
     ("heldout/rm_reward", "RM reward (std.)", 3),
     ("heldout/hacking_gap", "hacking gap", 3),
     ("heldout/kl", "KL", 3),
@@ -190,6 +191,8 @@ def _why_missing(data: StageData, model: str, key: str) -> str:
     h = data.heldout or {}
     if key == "heldout/kl" and not h.get("kl_reference"):
         return "no heldout.kl_reference"
+    if key == "heldout/sampled/oracle/helpfulness" and not h.get("sample_temperature"):
+        return "no heldout.sample_temperature"
     if key == "heldout/rm_reward" and not h.get("reward_model"):
         return "no heldout.reward_model"
     if key == "heldout/hacking_gap":

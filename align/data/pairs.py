@@ -28,22 +28,30 @@ class PreferencePair:
     strength: float
 
 
-def pairs_from_ratings(rows: list[HelpSteerRow], attribute: str = "helpfulness") -> list[PreferencePair]:
+def pairs_from_ratings(rows: list[HelpSteerRow], attribute: str = "helpfulness",
+                       match: list[str] | tuple[str, ...] = ()) -> list[PreferencePair]:
     """For each prompt, every two responses with different ratings form a pair.
+
+    `match` keeps only pairs whose two responses have equal ratings on those attributes (e.g.
+    verbosity: the pair then says nothing about length, the classic DPO length bias; all of
+    coherence, complexity and verbosity: the pair differs only in what `attribute` measures).
 
     The higher-rated one is chosen, strength = rating difference; ties, rows whose rating
     is None and identical response texts are dropped. HelpSteer2 has 2 responses per
     prompt (at most one pair); with k responses all k*(k-1)/2 untied combinations are
     kept, in row order. Rows are grouped by prompt text, not only by adjacency.
     """
-    if attribute not in ATTRIBUTES:
-        raise DataError(f"unknown attribute {attribute!r}; known: {', '.join(ATTRIBUTES)}")
+    for name in (attribute, *match):
+        if name not in ATTRIBUTES:
+            raise DataError(f"unknown attribute {name!r}; known: {', '.join(ATTRIBUTES)}")
     pairs = []
     for group in group_by_prompt(rows):
         rated = [r for r in group if r.attributes.get(attribute) is not None]
         for a, b in combinations(rated, 2):
             diff = a.attributes[attribute] - b.attributes[attribute]
             if diff == 0 or a.response == b.response:
+                continue
+            if any(a.attributes.get(m) is None or a.attributes.get(m) != b.attributes.get(m) for m in match):
                 continue
             chosen, rejected = (a, b) if diff > 0 else (b, a)
             pairs.append(PreferencePair(a.prompt, [dict(m) for m in a.messages],

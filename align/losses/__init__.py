@@ -2,7 +2,7 @@
 
 Trainers call these from their public `compute_loss`; a new algorithm reuses them.
 """
-from align.losses.dpo import dpo_loss, preference_logits
+from align.losses.dpo import chosen_nll, dpo_loss, preference_logits
 from align.losses.ppo import (
     AdaptiveKLController,
     FixedKLController,
@@ -19,6 +19,7 @@ __all__ = [
     "AdaptiveKLController",
     "FixedKLController",
     "clipped_policy_loss",
+    "chosen_nll",
     "clipped_value_loss",
     "dpo_loss",
     "entropy_from_logits",

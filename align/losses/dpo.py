@@ -8,6 +8,11 @@ as for the Bradley-Terry reward model in SPEC.md section 2:
   margin:   -log s(h - m)
   scaled:   -m log s(h)
 All functions are per pair, then averaged over the batch.
+
+RPO (Pang et al. 2024, "Iterative Reasoning Preference Optimization"; TRL's `rpo_alpha`) adds
+alpha * NLL(y_c) / |y_c|, the chosen response's per-token negative log-likelihood: DPO alone can
+lower the chosen response's likelihood along with the rejected one's (likelihood displacement),
+which on a small model trained off-policy ends in degenerate text; the NLL term anchors it.
 """
 from __future__ import annotations
 
@@ -56,3 +61,8 @@ def dpo_loss(policy_chosen: torch.Tensor, policy_rejected: torch.Tensor,
     stats = {"chosen_rewards": chosen_rewards, "rejected_rewards": rejected_rewards,
              "accuracy": (chosen_rewards > rejected_rewards).float()}
     return losses.mean(), stats
+
+
+def chosen_nll(policy_chosen: torch.Tensor, chosen_tokens: torch.Tensor) -> torch.Tensor:
+    """Mean over pairs of the chosen response's per-token NLL: -log pi(y_c) / |y_c|. Inputs [B] -> []."""
+    return (-policy_chosen / chosen_tokens.clamp_min(1).to(policy_chosen)).mean()

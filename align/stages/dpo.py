@@ -28,6 +28,8 @@ class PairsSpec(StrictModel):
                     "policy: prompts (world.prompts_train). A stage output, file, dir or hub id.")
     split: str | None = Field(None, description="Split of a hub dataset or DatasetDict dir.")
     attribute: str = Field("helpfulness", description="ratings: the attribute that decides chosen vs rejected.")
+    match: list[str] = Field(default_factory=list, description="ratings: pair only responses rated equal on these "
+                                                               "attributes (e.g. [verbosity]: no length bias).")
     max_pairs: int | None = Field(None, ge=1, description="ratings/preference: use at most this many pairs, drawn "
                                                           "round-robin over the prompts (seeded), not the first ones.")
     max_pairs_per_prompt: int | None = Field(None, ge=1, description="ratings/preference: at most this many pairs "
@@ -52,6 +54,8 @@ class DPOConfig(StageConfig):
     loss_type: Literal["sigmoid", "ipo", "margin", "scaled"] = Field(
         "sigmoid", description="sigmoid (DPO), ipo, or margin / scaled by the pair's preference strength.")
     label_smoothing: float = Field(0.0, ge=0, lt=0.5, description="Label smoothing of the sigmoid loss (cDPO).")
+    sft_weight: float = Field(0.0, ge=0, description="RPO: add this times the chosen response's per-token NLL "
+                                                     "(anchors the chosen likelihood; TRL's rpo_alpha).")
     train: TrainConfig = Field(default_factory=lambda: TrainConfig(lr=1e-5), description="Optimisation settings.")
     oracle_eval: OracleEvalConfig | None = Field(None, description="World-oracle scores before and after training.")
     eval_samples: int = Field(64, ge=0, description="Held-out prompts sampled for reward / KL / length metrics (0: off).")
@@ -121,7 +125,7 @@ def static_pairs(spec: PairsSpec, ctx):
 
     source = ctx.resolve(spec.data, "helpsteer_train" if spec.source == "ratings" else "preference")
     if spec.source == "ratings":
-        pairs = pairs_from_ratings(load_helpsteer(source, spec.split), spec.attribute)
+        pairs = pairs_from_ratings(load_helpsteer(source, spec.split), spec.attribute, spec.match)
     else:
         pairs = load_preference_pairs(source, spec.split)
     return spread_pairs(pairs, spec.max_pairs, spec.max_pairs_per_prompt, seed=ctx.seed)
@@ -148,6 +152,13 @@ def policy_pairs(model, tokenizer, prompts, spec: PairsSpec, reward_fn, seed: in
         if sc[best] > sc[worst] and s[best] != s[worst]:
             pairs.append(PreferencePair(flatten_messages(p), p, s[best], s[worst], float(sc[best] - sc[worst])))
     return pairs, float(sum(scores) / max(len(scores), 1))
+
+
+def _sampling(spec: PairsSpec) -> dict:
+    """The stage's sampling settings for the headroom figures (static pairs sample nothing: temperature 1)."""
+    if spec.source == "policy":
+        return {"temperature": spec.temperature, "top_p": spec.top_p}
+    return {"temperature": 1.0, "top_p": 1.0}
 
 
 @register_stage
@@ -184,11 +195,7 @@ class DPOStage(Stage):
         evaluator = StageEvaluator(config.oracle_eval if state.is_main_process else None, ctx)
         if state.is_main_process:
             metrics.update(evaluator.run(model, tokenizer, "before"))
-            # static pairs sample nothing: the headroom is read at temperature 1
-            spec = config.pairs
-            metrics.update(evaluator.headroom(model, tokenizer, temperature=spec.temperature if spec.source == "policy"
-                                              else 1.0, top_p=spec.top_p if spec.source == "policy" else 1.0,
-                                              seed=ctx.seed + 11))
+            metrics.update(evaluator.headroom(model, tokenizer, **_sampling(config.pairs), seed=ctx.seed + 11))
             metrics.update(policy_sample_metrics(model, ref, tokenizer, config, ctx, reward_fn, "before"))
         spec = config.pairs
         if spec.source == "policy":
@@ -216,6 +223,7 @@ class DPOStage(Stage):
             # with LoRA it is always the base model (adapter disabled).
             trainer = DPOTrainer(model, tokenizer, config.train, ctx.work_dir / f"round{r}" if rounds > 1 else ctx.work_dir,
                                  beta=config.beta, loss_type=config.loss_type, label_smoothing=config.label_smoothing,
+                                 sft_weight=config.sft_weight,
                                  seed=ctx.seed + r)
             trainer.precompute_reference(examples)
             metrics.update(trainer.train(examples))
@@ -231,6 +239,8 @@ class DPOStage(Stage):
                 shutil.rmtree(trainer.checkpoint_dir, ignore_errors=True)
         if state.is_main_process:
             metrics.update(evaluator.run(model, tokenizer, "after"))
+            metrics.update(evaluator.headroom(model, tokenizer, **_sampling(config.pairs), seed=ctx.seed + 11,
+                                              when="after"))
             metrics.update(policy_sample_metrics(model, ref, tokenizer, config, ctx, reward_fn, "after"))
             metrics.update(evaluator.gains(metrics))
             if not saved:  # a sharded round already wrote these weights

@@ -89,6 +89,9 @@ class HeldoutConfig(StrictModel):
     kl_reference: Annotated[str | None, Ref(output="model")] = Field(
         None, description="Estimate KL(model || this reference) (a stage or a dir): heldout/kl.")
     kl_samples: int = Field(64, ge=1, description="KL: the first N prompts, one response sampled at T=1 each.")
+    sample_temperature: float | None = Field(
+        None, gt=0, description="Also score sampled answers at this temperature: heldout/sampled/oracle/<attr>.")
+    samples_per_prompt: int = Field(4, ge=1, description="Sampled answers per prompt (with sample_temperature).")
     max_length: int = Field(1024, ge=8, description="KL: tokens kept per scored sequence (longer: cut and counted).")
     baseline: str | None = Field(
         None, description="Model (of models) the gains and hacking gap are measured against (default: pairwise_baseline).")
@@ -213,7 +216,8 @@ class MTBenchStage(Stage):
             raise DataError(f"heldout.prompts: no prompts in {source}")
         baseline = h.baseline or config.pairwise_baseline
         settings = HeldoutSettings(max_new_tokens=h.max_new_tokens, batch_size=h.batch_size, weights=h.weights,
-                                   kl_samples=h.kl_samples, max_length=h.max_length, seed=ctx.seed)
+                                   kl_samples=h.kl_samples, max_length=h.max_length, seed=ctx.seed,
+                                   sample_temperature=h.sample_temperature, samples_per_prompt=h.samples_per_prompt)
         return heldout_results(
             models, prompts, settings, ctx.work_dir / "heldout",
             reward_model=ctx.resolve(h.reward_model, "model") if h.reward_model else None,

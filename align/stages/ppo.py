@@ -48,6 +48,8 @@ class PPOConfig(StageConfig):
     kl_target: float | None = Field(None, gt=0, description="Set for an adaptive coefficient (Ziegler et al.): target KL.")
     kl_horizon: int = Field(10000, ge=1, description="Adaptive KL horizon (in samples).")
     whiten_advantages: bool = Field(True, description="Whiten advantages per rollout batch.")
+    normalize_scores: bool = Field(True, description="Scale scores by their running mean/std over all rollouts so "
+                                                     "far (the value head's targets get unit scale; see the trainer).")
     missing_eos_penalty: float = Field(1.0, ge=0, description="Subtracted from the score of a response without EOS.")
     max_new_tokens: int = Field(48, ge=1, description="Tokens sampled per response.")
     temperature: float = Field(1.0, gt=0, description="Sampling temperature of the rollouts.")
@@ -119,6 +121,8 @@ class PPOStage(Stage):
         model = trainer.unwrapped_model()
         if trainer.is_main:
             metrics.update(evaluator.run(model, tokenizer, "after"))
+            metrics.update(evaluator.headroom(model, tokenizer, temperature=config.temperature, top_p=config.top_p,
+                                              seed=ctx.seed + 11, when="after"))
             metrics.update(policy_sample_metrics(model, ref, tokenizer, config, ctx, reward_fn, "after"))
             metrics.update(evaluator.gains(metrics))
             save_model(model, tokenizer, ctx.work_dir / "model",

@@ -190,7 +190,8 @@ class SteerLM2Stage(Stage):
             metrics.update(it_metrics)
         if state.is_main_process:
             shutil.copytree(proposal_dir, ctx.work_dir / "model", dirs_exist_ok=True)
-            metrics.update(evaluator.finish(metrics))
+            final = load_saved(proposal_dir, seed=ctx.seed) if config.oracle_eval is not None else (None, None)
+            metrics.update(evaluator.finish(metrics, *final))
         state.wait_for_everyone()
         return metrics
 
@@ -309,8 +310,7 @@ class _Evaluations:
         if self.steer_prompts is not None:
             out.update(_steer(self.config, self.ctx, self.state, model, tok, self.steer_prompts, self.rm, tag))
         if self.config.oracle_eval is not None:
-            found = self.oracle.run(model.to(self.state.device), tok, "before", self.suffix)
-            out.update({k.replace("/before", f"/{tag}"): v for k, v in found.items()})
+            out.update(self.oracle.run(model.to(self.state.device), tok, tag, self.suffix))
         return out
 
     def start(self, model, tok) -> dict:
@@ -324,10 +324,14 @@ class _Evaluations:
     def iteration(self, model, tok, k: int) -> dict:
         return self._both(model, tok, f"iter{k}")
 
-    def finish(self, metrics: dict) -> dict:
+    def finish(self, metrics: dict, model=None, tok=None) -> dict:
         last = f"/iter{self.config.iterations}"
         out = {k.replace(last, "/after"): v for k, v in metrics.items()
                if k.startswith(("oracle/", "rm/")) and k.endswith(last)}
+        if model is not None:  # the final Q_theta, sampled as Q' was at the start
+            out.update(self.oracle.headroom(model.to(self.state.device), tok, temperature=self.config.temperature,
+                                            top_p=self.config.top_p, prompt_suffix=self.suffix,
+                                            seed=self.ctx.seed + 11, when="after"))
         return {**out, **self.oracle.gains({**metrics, **out})}
 
 

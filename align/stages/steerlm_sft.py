@@ -123,6 +123,8 @@ class SteerLMSFTStage(Stage):
                 model.to(trainer.accelerator.device)
             suffix = attribute_prefix(config.eval_target, config.marker)
             metrics.update(evaluator.run(model, tok, "after", prompt_suffix=suffix))
+            metrics.update(evaluator.headroom(model, tok, temperature=1.0, prompt_suffix=suffix, seed=ctx.seed + 11,
+                                              when="after"))
             metrics.update(evaluator.gains(metrics))
             if config.steerability is not None:
                 scorer = load_scorer(ctx.resolve(config.reward_model, "model")) if config.reward_model else None

@@ -18,7 +18,7 @@ import torch
 
 from align.chat import pad_batch, pad_with_mask, render
 from align.config.base import TrainConfig
-from align.losses import dpo_loss
+from align.losses import chosen_nll, dpo_loss
 from align.trainers.base import BaseTrainer
 
 
@@ -99,10 +99,11 @@ class DPOTrainer(BaseTrainer):
     """DPO and its variants (sigmoid, IPO, margin, scaled) on `PairExample`s."""
 
     def __init__(self, model, tokenizer, config: TrainConfig, output_dir, *, beta: float = 0.1,
-                 loss_type: str = "sigmoid", label_smoothing: float = 0.0, ref_model=None, seed: int = 0,
-                 accelerator=None):
+                 loss_type: str = "sigmoid", label_smoothing: float = 0.0, sft_weight: float = 0.0, ref_model=None,
+                 seed: int = 0, accelerator=None):
         super().__init__(model, tokenizer, config, output_dir, seed=seed, accelerator=accelerator)
         self.beta, self.loss_type, self.label_smoothing = beta, loss_type, label_smoothing
+        self.sft_weight = sft_weight  # RPO: + sft_weight * per-token NLL of the chosen response
         self.ref_model = ref_model
 
     # ---- override points ---------------------------------------------------------------
@@ -125,7 +126,13 @@ class DPOTrainer(BaseTrainer):
         loss, stats = dpo_loss(chosen, rejected, ref_chosen, ref_rejected, beta=self.beta,
                                loss_type=self.loss_type, label_smoothing=self.label_smoothing,
                                strength=batch["strength"])
-        return loss, {"rewards/chosen": stats["chosen_rewards"].mean().item(),
+        extra = {}
+        if self.sft_weight > 0:
+            tokens = batch["completion_mask"][:, 1:].sum(-1).chunk(2)[0]  # chosen rows come first
+            nll = chosen_nll(chosen, tokens)
+            loss = loss + self.sft_weight * nll
+            extra["nll_chosen"] = nll.item()
+        return loss, {**extra,"rewards/chosen": stats["chosen_rewards"].mean().item(),
                       "rewards/rejected": stats["rejected_rewards"].mean().item(),
                       "rewards/accuracy": stats["accuracy"].mean().item(),
                       "rewards/margin": (stats["chosen_rewards"] - stats["rejected_rewards"]).mean().item()}

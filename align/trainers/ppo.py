@@ -74,6 +74,7 @@ class PPOSettings:
     temperature: float = 1.0
     top_p: float = 1.0
     critic: Literal["shared", "separate"] = "shared"
+    normalize_scores: bool = True
 
 
 class ValueHead(nn.Module):
@@ -121,6 +122,7 @@ class PPOTrainer(BaseTrainer):
         self.kl_ctl = (AdaptiveKLController(self.s.kl_coef, self.s.kl_target, self.s.kl_horizon)
                        if self.s.kl_target else FixedKLController(self.s.kl_coef))
         self.eos_id = tokenizer.eos_token_id
+        self.score_stats = [0.0, 0.0, 0.0]  # count, mean, M2 of every raw score so far (Welford)
 
     # ---- forward pieces ----------------------------------------------------------------
     def forward(self, model, batch: dict[str, torch.Tensor], *, with_values: bool = True):
@@ -185,6 +187,8 @@ class PPOTrainer(BaseTrainer):
         scores = torch.tensor([float(x) for x in self.reward_fn(prompts, texts)],
                               dtype=torch.float32, device=device)
         raw_scores = scores.clone()
+        if self.s.normalize_scores:
+            scores = self._normalized(scores)
         scores = scores - self.s.missing_eos_penalty * (~has_eos).float()
         self.model.eval()
         logps, _, values = self.forward(self.model, batch)
@@ -204,6 +208,24 @@ class PPOTrainer(BaseTrainer):
         stats = dict(zip(("reward", "score_with_penalty", "kl", "response_length", "eos_fraction"), means))
         stats["kl_coef"] = self.kl_ctl.value
         return {"batch": batch, "stats": stats, "texts": texts}
+
+    def _normalized(self, scores: torch.Tensor) -> torch.Tensor:
+        """(score - mean) / std over every rollout so far, this one included (all processes).
+
+        The value head (on the policy's trunk when the critic is shared) then fits targets of
+        unit scale whatever the reward's: a rule-based reward of 0..8 otherwise gives value
+        losses whose gradients swamp the policy's. OpenRLHF's `normalize_reward` does the same.
+        """
+        every = self.accelerator.gather(scores) if self.accelerator.num_processes > 1 else scores
+        n, mean, m2 = self.score_stats
+        for x in every.double().tolist():
+            n += 1
+            delta = x - mean
+            mean += delta / n
+            m2 += delta * (x - mean)
+        self.score_stats = [n, mean, m2]
+        std = (m2 / (n - 1)) ** 0.5 if n > 1 else 1.0
+        return (scores - mean) / max(std, 1e-6)
 
     # ---- the loop ----------------------------------------------------------------------
     def _mean_over_processes(self, window: dict[str, list[float]]) -> dict[str, float]:
@@ -256,6 +278,7 @@ class PPOTrainer(BaseTrainer):
             start_step, order = state["global_step"], state["order"]
             self.history = state["history"]
             self.kl_ctl.value = state["kl_coef"]
+            self.score_stats = list(state.get("score_stats", self.score_stats))
             g.set_state(torch.tensor(state["generator"], dtype=torch.uint8))
         self.model, self.value_head, optimizer = acc.prepare(self.model, self.value_head, optimizer)
         if self.ref_model is not None:
@@ -298,7 +321,7 @@ class PPOTrainer(BaseTrainer):
             if self.config.save_every and self.global_step % self.config.save_every == 0 and self.global_step < s.steps:
                 # with the prompt order and generator, so a resumed run is exact
                 self._save(optimizer, scheduler, modules=self._trained_modules(), kl_coef=self.kl_ctl.value,
-                           order=order, generator=g.get_state().tolist())
+                           order=order, generator=g.get_state().tolist(), score_stats=self.score_stats)
         out = {"ppo/steps": float(s.steps), "ppo/seconds": time.time() - t0}
         first, last = self.history[0], self.history[-1]
         for k, v in last.items():
