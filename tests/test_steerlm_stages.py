@@ -141,3 +141,48 @@ def test_sampled_steerability_counts_every_sample(world, monkeypatch):
                                                 temperature=1.0, top_p=0.9, samples=4)
     assert scored == [2 * 3, 2 * 3 * 4]
     assert set(greedy) == set(sampled) and 0.0 <= sampled["steer/mae_mean"] <= 4.0
+
+
+def test_recipe_steerlm2_on_oracle_labels_with_oracle_eval(world, tmp_path):
+    """The gold ablation: P(a|x,y) from the oracle (no reward model at all), with the oracle eval
+    at eval_target, headroom and gains, and each iteration's model as an output."""
+    import yaml
+
+    from align.recipe import load_recipe
+    from align.runner import Runner
+
+    root, _ = world
+    w = root / "w"
+    evalc = {"prompts": str(w / "data/prompts_test.jsonl"), "max_prompts": 4, "max_new_tokens": 8, "best_of": 2}
+    recipe = {
+        "run_dir": str(tmp_path / "run"), "seed": 0,
+        "stages": [
+            {"name": "sft", "kind": "sft", "model": {"tiny": {"hidden_size": 32, "layers": 2, "heads": 2},
+                                                     "tokenizer": str(w / "tokenizer")},
+             "data": str(w / "data/sft.jsonl"), "train": {"max_steps": 3, "lr": 1e-3, "save_every": 0}},
+            {"name": "steerlm2", "kind": "steerlm2", "policy": "sft", "reference": "sft", "attribute_source": "oracle",
+             "prompts": str(w / "data/prompts_train.jsonl"), "max_prompts": 3, "samples_per_prompt": 2,
+             "max_new_tokens": 8, "iterations": 2, "target": {"helpfulness": 4, "verbosity": 1},
+             "eval_target": {"helpfulness": 4, "verbosity": 1}, "oracle_eval": evalc,
+             "train": {"epochs": 1, "lr": 1e-3, "batch_size": 2, "save_every": 0}},
+        ],
+    }
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    Runner(load_recipe(str(path), [])).run()
+    m = json.loads((tmp_path / "run/steerlm2/metrics.json").read_text())
+    assert m["reward/source"] == "oracle"
+    for k in ("oracle/helpfulness/before", "oracle/helpfulness/iter1", "oracle/helpfulness/after",
+              "headroom/best_of_n_helpfulness", "sampled/helpfulness/after", "gain/oracle_helpfulness"):
+        assert k in m, k
+    assert m["oracle/helpfulness/after"] == m["oracle/helpfulness/iter2"]
+    rows = [json.loads(x) for x in (tmp_path / "run/steerlm2/iterations/iter1/samples.jsonl").read_text().splitlines()]
+    from align.world.oracle import annotate
+    from align.data import flatten_messages
+    for r in rows:  # the recorded labels are the oracle's own
+        assert r["rm"]["helpfulness"] == annotate(flatten_messages(r["messages"]), r["response"])["helpfulness"]
+    assert (tmp_path / "run/steerlm2/iterations/iter1/model/config.json").exists()
+    with pytest.raises(ValueError, match="attribute_source reward_model needs reward_model"):
+        from align.stages.steerlm2 import SteerLM2Config
+
+        SteerLM2Config(name="s", policy="p", reference="r", prompts="x")
