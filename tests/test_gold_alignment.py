@@ -3,7 +3,7 @@
 Each test starts from the same briefly fine-tuned tiny model, trains it a little with one
 algorithm and the oracle as its reward (or its attribute labels), and measures the oracle's
 mean score of responses sampled on held-out prompts before and after, with the same seed. The
-effects are small but real: nothing is mocked, the thresholds sit well below what the seeded
+effects are small but real: nothing is mocked, the thresholds sit below what the seeded
 runs give, and each test would fail if the update ignored (or inverted) the reward.
 """
 from __future__ import annotations
