@@ -77,12 +77,14 @@ def best_of_n(model, tokenizer, prompts: list[list[dict]], *, n: int, temperatur
 
 def rm_metrics(scorer, prompts: list[list[dict]], answers: list[str], when: str) -> dict[str, float]:
     """The reward model's mean predicted attributes and standardised goodness on given answers."""
-    pred = scorer.predict(prompts, answers)  # [N, A]
-    out = {f"rm/{a}/{when}": float(pred[:, i].mean()) for i, a in enumerate(scorer.attributes)}
     from align.errors import AlignError
+    from rewards.presets import resolve_weights
 
+    pred = scorer.predict(prompts, answers)  # [N, A]: one RM pass serves both figures
+    out = {f"rm/{a}/{when}": float(pred[:, i].mean()) for i, a in enumerate(scorer.attributes)}
     try:
-        out[f"rm/reward/{when}"] = float(scorer.scalar(prompts, answers, weights="goodness", standardize=True).mean())
+        mean, std = scorer.reward_mean_std("goodness")
+        out[f"rm/reward/{when}"] = float(((pred @ resolve_weights("goodness", scorer.attributes) - mean) / std).mean())
     except AlignError as exc:  # an RM without the goodness attributes or its statistics: attributes only
         log.warning("rm/reward not computed: %s", exc)
     return out

@@ -70,8 +70,11 @@ def oracle_figures(prompts, answers) -> tuple[dict[str, float], list]:
 
 def rm_figures(scorer, prompts, answers, weights) -> tuple[dict[str, float], list[dict]]:
     """heldout/rm/<attribute> (mean predictions) and heldout/rm_reward (mean standardised scalar)."""
-    pred = scorer.predict(prompts, answers)  # [N, A]
-    scalar = scorer.scalar(prompts, answers, weights=weights, standardize=True)  # [N]
+    from rewards.presets import resolve_weights
+
+    pred = scorer.predict(prompts, answers)  # [N, A]: one RM pass serves both figures
+    mean, std = scorer.reward_mean_std(weights)
+    scalar = (pred @ resolve_weights(weights, scorer.attributes) - mean) / std  # [N], as RewardScorer.scalar
     out = {f"{PREFIX}rm/{a}": float(pred[:, j].mean()) for j, a in enumerate(scorer.attributes)}
     out[f"{PREFIX}rm_reward"] = float(scalar.mean())
     rows = [{**{a: round(float(pred[i, j]), 4) for j, a in enumerate(scorer.attributes)},

@@ -81,9 +81,7 @@ def test_recipe_steerlm1_then_steerlm2(world, tmp_path):
     recipe = {
         "run_dir": str(tmp_path / "run"), "seed": 0,
         "stages": [
-            {"name": "sft", "kind": "sft", "model": {"tiny": {"hidden_size": 32, "layers": 2, "heads": 2},
-                                                     "tokenizer": str(w / "tokenizer")},
-             "data": str(w / "data/sft.jsonl"), "train": {"max_steps": 3, "lr": 1e-3, "save_every": 0}},
+            _sft_stage(w),
             {"name": "steerlm1", "kind": "steerlm_sft", "model": "sft", "data": str(w / "data/helpsteer_train.jsonl"),
              "train": {"max_steps": 3, "lr": 1e-3, "save_every": 0}, "steerability": steer},
             {"name": "steerlm2", "kind": "steerlm2", "policy": "steerlm1", "reference": "sft",
@@ -157,9 +155,7 @@ def test_recipe_steerlm2_on_oracle_labels_with_oracle_eval(world, tmp_path):
     recipe = {
         "run_dir": str(tmp_path / "run"), "seed": 0,
         "stages": [
-            {"name": "sft", "kind": "sft", "model": {"tiny": {"hidden_size": 32, "layers": 2, "heads": 2},
-                                                     "tokenizer": str(w / "tokenizer")},
-             "data": str(w / "data/sft.jsonl"), "train": {"max_steps": 3, "lr": 1e-3, "save_every": 0}},
+            _sft_stage(w),
             {"name": "steerlm2", "kind": "steerlm2", "policy": "sft", "reference": "sft", "attribute_source": "oracle",
              "prompts": str(w / "data/prompts_train.jsonl"), "max_prompts": 3, "samples_per_prompt": 2,
              "max_new_tokens": 8, "iterations": 2, "target": {"helpfulness": 4, "verbosity": 1},
@@ -186,3 +182,10 @@ def test_recipe_steerlm2_on_oracle_labels_with_oracle_eval(world, tmp_path):
         from align.stages.steerlm2 import SteerLM2Config
 
         SteerLM2Config(name="s", policy="p", reference="r", prompts="x")
+
+
+def _sft_stage(w) -> dict:
+    """A 3-step SFT stage on the tiny world `w` (the policy and reference of the recipe tests)."""
+    return {"name": "sft", "kind": "sft", "model": {"tiny": {"hidden_size": 32, "layers": 2, "heads": 2},
+                                                    "tokenizer": str(w / "tokenizer")},
+            "data": str(w / "data/sft.jsonl"), "train": {"max_steps": 3, "lr": 1e-3, "save_every": 0}}

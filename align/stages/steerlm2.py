@@ -146,18 +146,16 @@ class SteerLM2Stage(Stage):
         set_seed(ctx.seed)
         reference, _ = load_saved(ctx.resolve(config.reference, "model"), seed=ctx.seed)
         reference.to(state.device).eval()
-        rm = load_scorer(ctx.resolve(config.reward_model, "model")) if config.reward_model else None
-        if config.attribute_source == "oracle":
-            from align.world.oracle import OracleAttributeScorer
+        from align.reward_sources import AttributeSourceSpec, build_attribute_scorer
 
-            scorer = OracleAttributeScorer()
-        else:
-            scorer = rm
+        rm = load_scorer(ctx.resolve(config.reward_model, "model")) if config.reward_model else None
+        source = (AttributeSourceSpec(oracle=True) if config.attribute_source == "oracle"
+                  else AttributeSourceSpec(model=config.reward_model))
+        scorer = rm if source.model else build_attribute_scorer(source, ctx)  # the RM is loaded once
         all_prompts = load_prompts(ctx.resolve(config.prompts, "prompts_train"))
         steer_prompts = load_eval_prompts(config.steerability, ctx) if config.steerability else None
         iter_root = ctx.work_dir / "iterations"
-        metrics: dict = {"reward/source": ("oracle" if config.attribute_source == "oracle"
-                                           else f"reward_model:{config.reward_model}")}
+        metrics: dict = {"reward/source": source.describe()}
         proposal_dir = ctx.resolve(config.policy, "model")
         model = tok = None  # Q' (proposal_dir) when this process already holds it: rank 0 keeps what it measured
         evaluator = _Evaluations(config, ctx, state, steer_prompts, rm)
