@@ -159,6 +159,25 @@ def _length_groups(lengths: list[int], call_cost: int) -> list[tuple[int, int]]:
     return ranges[::-1]
 
 
+def _cache_kwarg(model) -> str:
+    """The forward argument that takes the KV cache: `cache` from transformers 5.2x (which deprecates
+    `past_key_values`, to be removed in 5.40), `past_key_values` before that."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # peft forwards **kwargs
+    try:
+        params = inspect.signature(base.forward).parameters
+    except (TypeError, ValueError):
+        return "past_key_values"
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def _out_cache(out):
+    """The KV cache a forward returned, under either name."""
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else getattr(out, "past_key_values", None)
+
+
 def _prefill(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, lengths: list[int], extra: int):
     """Run the left-padded prompts [B, P], rows in ascending order of `lengths` (their real
     lengths); return (logits of the last position [B, V], cache).
@@ -181,8 +200,8 @@ def _prefill(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, lengt
                             for store in stores]
             ids, mask = input_ids[start:stop, width - group :], attention_mask[start:stop, width - group :]
             out = model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp_min(0),
-                        past_key_values=cache, use_cache=True, logits_to_keep=1)
-            if out.past_key_values is not cache or not all(layer.is_initialized for layer in cache.layers):
+                        **{_cache_kwarg(model): cache}, use_cache=True, logits_to_keep=1)
+            if _out_cache(out) is not cache or not all(layer.is_initialized for layer in cache.layers):
                 break
             logits.append(out.logits[:, -1])
         else:
@@ -194,7 +213,7 @@ def _prefill(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, lengt
             return torch.cat(logits), cache
     out = model(input_ids=input_ids, attention_mask=attention_mask,
                 position_ids=(attention_mask.cumsum(-1) - 1).clamp_min(0), use_cache=True, logits_to_keep=1)
-    cache = out.past_key_values
+    cache = _out_cache(out)
     if not hasattr(cache, "batch_select_indices"):
         raise TypeError("model cache cannot drop rows")
     for i, layer in enumerate(getattr(cache, "layers", None) or []):
@@ -263,6 +282,6 @@ def decode_compacting(model, input_ids: torch.Tensor, attention_mask: torch.Tens
             cache.batch_select_indices(keep_t)
             tokens, mask, next_pos = tokens[keep_t], mask[keep_t], next_pos[keep_t]
         out = model(input_ids=tokens[:, None], attention_mask=mask[..., : prompt_len + step + 1],
-                    position_ids=next_pos + step, past_key_values=cache, use_cache=True, logits_to_keep=1)
-        cache, logits = out.past_key_values, out.logits[:, -1]
+                    position_ids=next_pos + step, **{_cache_kwarg(model): cache}, use_cache=True, logits_to_keep=1)
+        cache, logits = _out_cache(out), out.logits[:, -1]
     return results

@@ -27,9 +27,9 @@ def setup(tmp_path_factory):
     return tok, pairs, model, root
 
 
-def _our_step(model, tok, pairs, root):
+def _our_step(model, tok, pairs, root, loss_type):
     cfg = TrainConfig(lr=LR, batch_size=BATCH, max_grad_norm=None)
-    trainer = DPOTrainer(model, tok, cfg, root / "ours", beta=BETA)
+    trainer = DPOTrainer(model, tok, cfg, root / f"ours-{loss_type}", beta=BETA, loss_type=loss_type)
     examples = [tokenize_pair(tok, p.messages, p.chosen, p.rejected, p.strength) for p in pairs]
     trainer.precompute_reference(examples)
     loss, _ = trainer.compute_loss(model, trainer.collate(examples))
@@ -40,14 +40,15 @@ def _our_step(model, tok, pairs, root):
     return loss.item()
 
 
-def _trl_step(model, tok, pairs, root):
+def _trl_step(model, tok, pairs, root, loss_type):
     from datasets import Dataset
     from trl import DPOConfig
     from trl import DPOTrainer as TRLDPOTrainer
 
     rows = [{"prompt": p.messages, "chosen": [{"role": "assistant", "content": p.chosen}],
              "rejected": [{"role": "assistant", "content": p.rejected}]} for p in pairs]
-    args = DPOConfig(output_dir=str(root / "trl"), per_device_train_batch_size=BATCH, max_steps=1, learning_rate=LR,
+    args = DPOConfig(output_dir=str(root / f"trl-{loss_type}"), per_device_train_batch_size=BATCH, max_steps=1,
+                     learning_rate=LR, loss_type=loss_type,
                      optim="sgd", lr_scheduler_type="constant", max_grad_norm=0.0, beta=BETA, report_to=[],
                      use_cpu=True, bf16=False, logging_steps=1, save_strategy="no", weight_decay=0.0, warmup_steps=0,
                      dataloader_drop_last=False)
@@ -57,11 +58,12 @@ def _trl_step(model, tok, pairs, root):
     return trainer.model
 
 
-def test_one_sgd_step_matches_trl(setup):
+@pytest.mark.parametrize("loss_type", ["sigmoid", "ipo"])  # ipo: per-token means, our default and TRL's form
+def test_one_sgd_step_matches_trl(setup, loss_type):
     tok, pairs, model, root = setup
     ours, theirs = copy.deepcopy(model), copy.deepcopy(model)
-    _our_step(ours, tok, pairs, root)
-    theirs = _trl_step(theirs, tok, pairs, root)
+    _our_step(ours, tok, pairs, root, loss_type)
+    theirs = _trl_step(theirs, tok, pairs, root, loss_type)
     start = dict(model.named_parameters())
     moved, worst = 0.0, 0.0
     for name, p in ours.named_parameters():

@@ -33,8 +33,16 @@ def test_dpo_sigmoid_and_label_smoothing_by_hand():
 def test_dpo_ipo_margin_scaled_by_hand():
     pc, pr, rc, rr = torch.tensor([-1.0, 0.0]), torch.tensor([-3.0, -1.0]), torch.zeros(2), torch.zeros(2)
     # logits = [2, 1]
-    ipo, _ = dpo_loss(pc, pr, rc, rr, beta=0.5, loss_type="ipo")
+    ipo, _ = dpo_loss(pc, pr, rc, rr, beta=0.5, loss_type="ipo", ipo_normalize="sum")
     assert ipo.item() == pytest.approx(((2 - 1) ** 2 + (1 - 1) ** 2) / 2, abs=1e-6)
+    # per-token means (the default): chosen lengths [2, 1], rejected [3, 4] -> d = [-1/2 + 3/3, 0 + 1/4]
+    ipo_tok, _ = dpo_loss(pc, pr, rc, rr, beta=0.5, loss_type="ipo", chosen_tokens=torch.tensor([2, 1]),
+                          rejected_tokens=torch.tensor([3, 4]))
+    assert ipo_tok.item() == pytest.approx(((0.5 - 1) ** 2 + (0.25 - 1) ** 2) / 2, abs=1e-6)
+    with pytest.raises(ValueError, match="token counts"):
+        dpo_loss(pc, pr, rc, rr, loss_type="ipo")
+    with pytest.raises(ValueError, match="sigmoid loss only"):
+        dpo_loss(pc, pr, rc, rr, loss_type="ipo", ipo_normalize="sum", label_smoothing=0.1)
     m = torch.tensor([1.0, 3.0])
     margin, _ = dpo_loss(pc, pr, rc, rr, beta=0.5, loss_type="margin", strength=m)
     assert margin.item() == pytest.approx((-math.log(_s(1 - 1)) - math.log(_s(0.5 - 3))) / 2, abs=1e-6)

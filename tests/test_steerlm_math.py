@@ -11,7 +11,13 @@ import torch
 
 from align.steerlm import labels as L
 from align.steerlm.weights import (
-    effective_sample_size, kl_divergence, normalized_baseline, normalized_weights, steerlm2_loss,
+    effective_sample_size,
+    kl_divergence,
+    log_normalized_baseline,
+    log_normalized_weights,
+    normalized_baseline,
+    normalized_weights,
+    steerlm2_loss,
 )
 
 
@@ -28,7 +34,16 @@ def test_weights_hand_computed():
     b = torch.tensor([0.5, 0.25, 0.25])
     kl = 1.0 / 1.33 * math.log((1 / 1.33) / 0.5) + 0.25 / 1.33 * math.log((0.25 / 1.33) / 0.25) \
         + 0.08 / 1.33 * math.log((0.08 / 1.33) / 0.25)
-    assert math.isclose(float(kl_divergence(w, b)), kl, rel_tol=1e-5)
+    assert math.isclose(float(kl_divergence(w.log(), b.log())), kl, rel_tol=1e-5)
+
+
+def test_kl_is_exact_where_the_baseline_underflows():
+    """w' = (1, 0), b' = softmax(0, 40): KL = log(1 / b'_0) = 40 + log(1 + e^-40) nats. Clamping b' at
+    1e-12 (the earlier code) gave 27.6."""
+    log_w = log_normalized_weights(torch.tensor([0.0, -math.inf]), torch.zeros(2), torch.zeros(2))
+    log_b = log_normalized_baseline(torch.tensor([0.0, 40.0]), torch.zeros(2))
+    assert math.isclose(float(kl_divergence(log_w, log_b)), 40.0, rel_tol=1e-6)
+    assert math.isclose(float(kl_divergence(log_w, log_w)), 0.0, abs_tol=1e-12)
 
 
 def test_loss_value_gradient_and_token_scaling():

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import shutil
 from typing import Annotated, Literal
@@ -203,7 +204,7 @@ class SteerLM2Stage(Stage):
 
         from align.steerlm.labels import attribute_prefix
         from align.steerlm.sequences import tokenize_response
-        from align.steerlm.weights import effective_sample_size, kl_divergence, normalized_weights
+        from align.steerlm.weights import effective_sample_size, kl_divergence, log_normalized_weights
         from align.trainers.steerlm2 import SampleGroup, SteerLM2Trainer
 
         rng = random.Random(ctx.seed * 1000 + k)
@@ -231,9 +232,11 @@ class SteerLM2Stage(Stage):
                  for r in recs],
                 [r["log_p_attr"] for r in recs], [r["log_p_ref"] for r in recs], [r["log_q_prop"] for r in recs]))
         la = torch.tensor([g.log_p_attr for g in groups])
-        w = normalized_weights(la, torch.tensor([g.log_p_ref for g in groups]), torch.tensor([g.log_q_prop for g in groups]))
-        uniform = torch.full_like(w, 1.0 / n)  # b' at the start of the iteration (Q_theta = Q')
-        out = {f"steerlm2/kl_w_b/iter{k}": float(kl_divergence(w, uniform).mean()),
+        log_w = log_normalized_weights(la, torch.tensor([g.log_p_ref for g in groups]),
+                                       torch.tensor([g.log_q_prop for g in groups]))
+        w = log_w.exp()
+        log_uniform = torch.full_like(w, -math.log(n))  # b' at the start of the iteration (Q_theta = Q')
+        out = {f"steerlm2/kl_w_b/iter{k}": float(kl_divergence(log_w, log_uniform).mean()),
                f"steerlm2/ess/iter{k}": float(effective_sample_size(w).mean()),
                f"steerlm2/log_p_attr/iter{k}": float(la.mean())}
         for a in scorer.attributes:  # the scorer's mean labels of the samples (RM predictions or oracle labels)

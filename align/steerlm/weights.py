@@ -7,13 +7,23 @@ from __future__ import annotations
 import torch
 
 
+def log_normalized_weights(log_p_attr: torch.Tensor, log_p_ref: torch.Tensor, log_q_prop: torch.Tensor) -> torch.Tensor:
+    """log w'_i: log_softmax(log P(a|x,y) + log P(y|x) - log Q'(y|a,x)); [G, n] -> [G, n]."""
+    return torch.log_softmax(log_p_attr + log_p_ref - log_q_prop, dim=-1)
+
+
 def normalized_weights(log_p_attr: torch.Tensor, log_p_ref: torch.Tensor, log_q_prop: torch.Tensor) -> torch.Tensor:
     """Self-normalised importance weights w'_i = w_i / sum_j w_j, in log space.
 
     w_i = P(a|x,y_i) P(y_i|x) / Q'(y_i|a,x), so w' = softmax(log P(a|x,y) + log P(y|x) - log Q'(y|a,x)).
     Shapes: each input [G, n] (or [n]); returns [G, n], rows sum to 1.
     """
-    return torch.softmax(log_p_attr + log_p_ref - log_q_prop, dim=-1)
+    return log_normalized_weights(log_p_attr, log_p_ref, log_q_prop).exp()
+
+
+def log_normalized_baseline(log_q_theta: torch.Tensor, log_q_prop: torch.Tensor) -> torch.Tensor:
+    """log b'_i: log_softmax(log Q_theta(y|a,x) - log Q'(y|a,x)), Q_theta detached; [G, n] -> [G, n]."""
+    return torch.log_softmax(log_q_theta.detach() - log_q_prop, dim=-1)
 
 
 def normalized_baseline(log_q_theta: torch.Tensor, log_q_prop: torch.Tensor) -> torch.Tensor:
@@ -21,7 +31,7 @@ def normalized_baseline(log_q_theta: torch.Tensor, log_q_prop: torch.Tensor) -> 
 
     Shapes: [G, n] -> [G, n]; equals 1/n when Q_theta = Q' (the first step of an iteration).
     """
-    return torch.softmax(log_q_theta.detach() - log_q_prop, dim=-1)
+    return log_normalized_baseline(log_q_theta, log_q_prop).exp()
 
 
 def steerlm2_loss(nll: torch.Tensor, w: torch.Tensor, b: torch.Tensor,
@@ -40,14 +50,15 @@ def steerlm2_loss(nll: torch.Tensor, w: torch.Tensor, b: torch.Tensor,
     return per_group.mean()
 
 
-def kl_divergence(w: torch.Tensor, b: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
-    """KL(w' || b') = sum_i w'_i log(w'_i / b'_i) per group: [G, n] -> [G].
+def kl_divergence(log_w: torch.Tensor, log_b: torch.Tensor) -> torch.Tensor:
+    """KL(w' || b') = sum_i w'_i (log w'_i - log b'_i) per group, from log-weights: [G, n] -> [G].
 
     Monitored during training: it falls as Q_theta approaches the target (SPEC.md section 4).
-    Terms with w'_i = 0 contribute 0.
+    Taking logs (`log_normalized_weights`, `log_normalized_baseline`) keeps it exact where b'_i
+    underflows: clamping b' at 1e-12 capped the KL near 27.6 nats. Terms with w'_i = 0 contribute 0.
     """
-    w = w.clamp_min(0)
-    return torch.where(w > 0, w * (torch.log(w.clamp_min(eps)) - torch.log(b.clamp_min(eps))), torch.zeros_like(w)).sum(-1)
+    terms = log_w.exp() * (log_w - log_b)
+    return torch.where(log_w.exp() > 0, terms, torch.zeros_like(terms)).sum(-1)
 
 
 def effective_sample_size(w: torch.Tensor) -> torch.Tensor:

@@ -100,9 +100,10 @@ class DPOTrainer(BaseTrainer):
 
     def __init__(self, model, tokenizer, config: TrainConfig, output_dir, *, beta: float = 0.1,
                  loss_type: str = "sigmoid", label_smoothing: float = 0.0, sft_weight: float = 0.0, ref_model=None,
-                 seed: int = 0, accelerator=None):
+                 ipo_normalize: str = "tokens", seed: int = 0, accelerator=None):
         super().__init__(model, tokenizer, config, output_dir, seed=seed, accelerator=accelerator)
         self.beta, self.loss_type, self.label_smoothing = beta, loss_type, label_smoothing
+        self.ipo_normalize = ipo_normalize
         self.sft_weight = sft_weight  # RPO: + sft_weight * per-token NLL of the chosen response
         self.ref_model = ref_model
 
@@ -123,13 +124,14 @@ class DPOTrainer(BaseTrainer):
             ref_chosen, ref_rejected = batch["ref_chosen"], batch["ref_rejected"]
         else:
             ref_chosen, ref_rejected = self.reference_logps(batch).chunk(2)
+        chosen_tokens, rejected_tokens = batch["completion_mask"][:, 1:].sum(-1).chunk(2)  # chosen rows come first
         loss, stats = dpo_loss(chosen, rejected, ref_chosen, ref_rejected, beta=self.beta,
                                loss_type=self.loss_type, label_smoothing=self.label_smoothing,
-                               strength=batch["strength"])
+                               strength=batch["strength"], ipo_normalize=self.ipo_normalize,
+                               chosen_tokens=chosen_tokens, rejected_tokens=rejected_tokens)
         extra = {}
         if self.sft_weight > 0:
-            tokens = batch["completion_mask"][:, 1:].sum(-1).chunk(2)[0]  # chosen rows come first
-            nll = chosen_nll(chosen, tokens)
+            nll = chosen_nll(chosen, chosen_tokens)
             loss = loss + self.sft_weight * nll
             extra["nll_chosen"] = nll.item()
         return loss, {**extra,"rewards/chosen": stats["chosen_rewards"].mean().item(),

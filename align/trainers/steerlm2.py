@@ -15,7 +15,7 @@ import torch
 from align.chat import TokenizedExample
 from align.steerlm.sequences import collate_examples, sequence_nll
 from align.steerlm.weights import (
-    effective_sample_size, kl_divergence, normalized_baseline, normalized_weights, steerlm2_loss,
+    effective_sample_size, kl_divergence, log_normalized_baseline, log_normalized_weights, steerlm2_loss,
 )
 from align.trainers.base import BaseTrainer
 
@@ -52,11 +52,12 @@ class SteerLM2Trainer(BaseTrainer):
         groups, n = batch["log_q_prop"].shape
         nll, tokens = sequence_nll(model, batch)           # [G*n] each
         nll, tokens = nll.view(groups, n), tokens.view(groups, n)
-        w = normalized_weights(batch["log_p_attr"], batch["log_p_ref"], batch["log_q_prop"])
-        b = normalized_baseline(-nll, batch["log_q_prop"])
+        log_w = log_normalized_weights(batch["log_p_attr"], batch["log_p_ref"], batch["log_q_prop"])
+        log_b = log_normalized_baseline(-nll, batch["log_q_prop"])
+        w, b = log_w.exp(), log_b.exp()
         loss = steerlm2_loss(nll, w, b, tokens if self.normalize_by_tokens else None)
         return loss, {
-            "kl_w_b": float(kl_divergence(w, b).mean()),
+            "kl_w_b": float(kl_divergence(log_w, log_b).mean()),
             "ess": float(effective_sample_size(w).mean()),
             "nll_per_token": float(nll.detach().sum() / tokens.sum().clamp_min(1)),
         }
