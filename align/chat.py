@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from align.errors import AlignError
+from align.errors import AlignError, ConfigError
 
 IGNORE_INDEX = -100
 
@@ -21,10 +21,10 @@ def has_chat_template(tokenizer) -> bool:
 def render(tokenizer, messages: list[dict], *, add_generation_prompt: bool = False) -> str:
     if not has_chat_template(tokenizer):
         name = getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__
-        raise AlignError(
-            f"tokenizer {name!r} has no chat template: use an instruct/chat tokenizer, or set "
-            "tokenizer.chat_template (a Jinja string) before training"
-        )
+        raise ConfigError([
+            f"tokenizer {name!r} has no chat template: use an instruct/chat tokenizer, or give the stage's "
+            "model a template in the recipe (model: {..., chat_template: path/to/template.jinja}, or the Jinja "
+            "text itself)"])
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
 
 

@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--debug", action="store_true", help="show the Python traceback of an error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = sub.add_parser(
@@ -118,11 +119,24 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except AlignError as exc:
+        if args.debug:
+            raise
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # a file the run needs (permissions, a full disk, ...), named by the OS message
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a bug, or an input nothing checked: no traceback unless asked for
+        if args.debug:
+            raise
+        print(f"error: unexpected {type(exc).__name__}: {exc}\n(rerun with --debug for the traceback, and please "
+              "report it: bad input deserves a clear message)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

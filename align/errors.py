@@ -13,7 +13,11 @@ class ConfigError(AlignError):
 
     exit_code = 2
 
-    def __init__(self, problems: list[str], source: str = "recipe"):
+    def __init__(self, problems: list[str] | str, source: str = "recipe"):
+        if isinstance(problems, str):  # one problem of a command's arguments: the message as it is
+            self.problems, self.source = [problems], source
+            super().__init__(problems)
+            return
         self.problems = list(problems)
         self.source = source
         lines = "\n".join(f"  - {p}" for p in self.problems)

@@ -37,6 +37,22 @@ def write_jsonl(path: str | Path, rows: Iterable[dict]) -> None:
     atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
 
+def read_user_text(path: str | Path) -> str:
+    """A file a user gave, as UTF-8 text; unreadable or non-UTF-8 is a DataError naming the file and line."""
+    from align.errors import DataError
+
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise DataError(f"{path} line {line}: not UTF-8 text (byte {raw[exc.start:exc.start + 1]!r}); "
+                        "save the file as UTF-8") from None
+
+
 def read_jsonl(path: str | Path) -> list[dict]:
     with open(path) as fh:
         return [json.loads(line) for line in fh if line.strip()]

@@ -33,6 +33,22 @@ def resolve_package_path(path: str) -> str:
     return str(Path(list(spec.submodule_search_locations)[0]) / rel)
 
 
+def check_local_model_path(value: str, what: str = "model") -> None:
+    """A ConfigError for a path that is plainly local (absolute, ./, ~, or more than owner/name) and does not
+    exist, before the hub client answers with a message about repo ids."""
+    from align.errors import ConfigError
+
+    text = str(value)
+    looks_local = text.startswith((".", "/", "~")) or text.count("/") > 1 or "\\" in text
+    if looks_local and not Path(text).expanduser().exists():
+        raise ConfigError(f"{what} {text}: no such file or directory (expected a local model directory or a "
+                          "hub id owner/name)")
+
+
+def _not_local(source: str) -> str:
+    return "" if Path(source).expanduser().exists() else " (no such local directory, so it was taken for a hub id)"
+
+
 def _split_gguf(spec: ModelSpec) -> tuple[str, str | None]:
     """`path: dir` + `gguf_file: name`, or `path: dir/name.gguf` -> (dir, name)."""
     path = resolve_package_path(spec.path or "")
@@ -54,16 +70,34 @@ def load_tokenizer(spec: ModelSpec):
             source, gguf = str(Path(source).parent), Path(source).name
     else:
         source, gguf = _split_gguf(spec)
+    check_local_model_path(source, "tokenizer")
     try:
         tok = AutoTokenizer.from_pretrained(
             source, gguf_file=gguf, revision=spec.revision, trust_remote_code=spec.trust_remote_code
         )
     except (OSError, ValueError) as exc:
-        raise AlignError(f"cannot load tokenizer from {source!r}{f' ({gguf})' if gguf else ''}: {exc}") from exc
+        raise AlignError(f"cannot load tokenizer from {source!r}{f' ({gguf})' if gguf else ''}{_not_local(source)}: "
+                         f"{exc}") from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
         log.info("tokenizer has no pad token: using eos %r for padding", tok.eos_token)
+    if spec.chat_template:
+        tok.chat_template = _read_chat_template(spec.chat_template)
     return tok
+
+
+def _read_chat_template(value: str) -> str:
+    """model.chat_template: a Jinja string, or the path of a file holding one (a single line ending in .jinja)."""
+    from align.errors import ConfigError
+
+    if "\n" not in value and value.strip().endswith((".jinja", ".j2")):
+        try:
+            return Path(value.strip()).expanduser().read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError([f"model.chat_template: cannot read {value.strip()}: {exc}"]) from None
+    if "{%" not in value and "{{" not in value:
+        raise ConfigError([f"model.chat_template: {value[:60]!r} is neither a Jinja template nor a .jinja file"])
+    return value
 
 
 def load_saved(path, tokenizer=None, *, seed: int = 0):
@@ -92,6 +126,7 @@ def load_model(spec: ModelSpec, tokenizer=None, *, seed: int = 0):
         from align.distributed import whole_model_loading
 
         source, gguf = _split_gguf(spec)
+        check_local_model_path(source)
         try:
             with whole_model_loading():
                 model = AutoModelForCausalLM.from_pretrained(
@@ -102,7 +137,8 @@ def load_model(spec: ModelSpec, tokenizer=None, *, seed: int = 0):
                     trust_remote_code=spec.trust_remote_code,
                 )
         except (OSError, ValueError) as exc:
-            raise AlignError(f"cannot load model from {source!r}{f' ({gguf})' if gguf else ''}: {exc}") from exc
+            raise AlignError(f"cannot load model from {source!r}{f' ({gguf})' if gguf else ''}{_not_local(source)}: "
+                             f"{exc}") from None
         if gguf:
             _forget_gguf_quantization(model)
     _align_special_tokens(model, tokenizer)

@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from align.errors import ConfigError
+from align.yaml_strict import safe_load_unique
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -22,7 +23,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not key.strip() or any(not p for p in parts):
         raise ConfigError([f"--set {text!r}: empty key or empty path component"])
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = safe_load_unique(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
         raise ConfigError([f"--set {text!r}: value is not valid YAML ({exc})"]) from exc
     return parts, value

@@ -14,14 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from align.config.base import Ref, StrictModel
+from align.config.base import MAX_SEED, Ref, StrictModel
 from align.config.model_spec import ModelSpec
-from align.errors import AlignError, ConfigError
+from align.errors import AlignError, ConfigError, DataError
 from align.models import PACKAGE_SCHEME, resolve_package_path
 from align.overrides import apply_overrides
 from align.stages import STAGE_KINDS, StageConfig
+from align.yaml_strict import safe_load_unique, yaml_problem
 
 DATA_SUFFIXES = (".jsonl", ".json", ".parquet", ".gguf", ".yaml", ".yml")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -32,12 +33,24 @@ class RecipeHeader(StrictModel):
     """Top-level recipe fields."""
 
     run_dir: str = Field(description="Where the run writes (recipe.yaml, manifest.json, one dir per stage).")
-    seed: int = Field(0, description="Seed for every stage unless a stage sets its own.")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="Seed for every stage unless a stage sets its own (0 .. 2**32 - 1).")
     description: str | None = Field(None, description="Free text shown by --dry-run.")
     distributed: dict | None = Field(
         None, description="Default `distributed` block for every training stage that sets none."
     )
     stages: list[Any] = Field(description="Ordered list of stages; each has name, kind and its own fields.")
+
+    @field_validator("run_dir")
+    @classmethod
+    def _usable_run_dir(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must name a directory (empty would write into the current directory)")
+        p = Path(value).expanduser()
+        existing = next((q for q in (p, *p.parents) if q.exists()), None)  # the nearest part already there
+        if existing is not None and not existing.is_dir():
+            raise ValueError(f"{existing} exists and is not a directory" if existing == p
+                             else f"{value} would be inside {existing}, which is a file, not a directory")
+        return value
 
 
 @dataclass
@@ -97,11 +110,17 @@ def stage_dump(cfg: BaseModel) -> dict:
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     path = Path(path)
     if not path.is_file():
-        raise ConfigError([f"recipe file not found: {path}"], source=str(path))
+        what = "is a directory, not a file" if path.is_dir() else "not found"
+        raise ConfigError([f"recipe file {what}: {path}"], source=str(path))
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = safe_load_unique(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"not UTF-8 text: byte {exc.start} is {exc.object[exc.start:exc.start + 1]!r}"],
+                          source=str(path)) from None
+    except OSError as exc:
+        raise ConfigError([f"cannot read the recipe: {exc.strerror or exc}"], source=str(path)) from None
     except yaml.YAMLError as exc:
-        raise ConfigError([f"not valid YAML: {exc}"], source=str(path)) from exc
+        raise ConfigError([f"not valid YAML: {yaml_problem(exc)}"], source=str(path)) from None
     if not isinstance(raw, dict):
         raise ConfigError(["the recipe must be a mapping with run_dir, seed and stages"], source=str(path))
     raw = apply_overrides(raw, overrides or [])
@@ -172,6 +191,11 @@ def validate_recipe(raw: dict, source: str = "recipe") -> Recipe:
         depends_on[cfg.name] = sorted(set(deps), key=lambda n: order[n])
     if problems or header is None:
         raise ConfigError(problems, source=source)
+    data_problems = [f"stages[{pos}] ({cfg.name}).{path}: {problem}" for pos, cfg in zip(positions, stages)
+                     for path, problem in _check_data_files(cfg)]
+    if data_problems:
+        raise DataError("\n".join(["data files that cannot be used (checked before any stage runs):",
+                                   *(f"  - {p}" for p in data_problems)]))
     return Recipe(
         source=source,
         run_dir=Path(header.run_dir),
@@ -190,7 +214,7 @@ def _format_errors(exc: ValidationError, prefix: str) -> list[str]:
         # pydantic adds the validator name for tagged/union steps; hide it for readability
         loc = re.sub(r"\.(function-after|function-before|function-wrap)\[[^\]]*\]", "", loc)
         path = (prefix + loc) if prefix else loc.lstrip(".")
-        msg = err["msg"]
+        msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
         elif err["type"] == "missing":
@@ -293,6 +317,28 @@ def _check_path(value: str) -> str | None:
     if p.exists() or HUB_ID.match(value):
         return None  # an existing path, or a hub id 'owner/name' (checked when loaded)
     return f"{value!r} is neither an earlier stage, an existing path, nor a hub id (owner/name)"
+
+
+TABLE_SUFFIXES = (".jsonl", ".json", ".parquet")
+
+
+def _check_data_files(cfg: StageConfig) -> list[tuple[str, str]]:
+    """(field, problem) for every local data file the stage names that cannot be read as rows:
+    unreadable, not UTF-8, malformed JSON, no rows. A stage checks its own columns when it
+    starts, before it loads a model."""
+    from align.data.sources import load_table
+
+    out = []
+    for path, value, _marker in _ref_fields(cfg):
+        p = Path(value).expanduser()
+        if p.suffix.lower() not in TABLE_SUFFIXES or not p.exists():
+            continue
+        try:
+            if not load_table(str(p)).rows:
+                out.append((path, f"{value} has no rows"))
+        except DataError as exc:
+            out.append((path, str(exc)))
+    return out
 
 
 def _local_paths(cfg: StageConfig) -> list[Path]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import platform
 import shutil
@@ -26,10 +27,11 @@ from pathlib import Path
 import yaml
 
 from align.context import StageContext
-from align.errors import AlignError, ConfigError
+from align.errors import AlignError, ConfigError, TrainingError
 from align.io_utils import atomic_write_json, atomic_write_text
 from align.launch import LAUNCHED_ENV, METRICS_FILE, launch_command, needs_launch
 from align.recipe import Recipe, stage_dump
+from align.run_lock import RunDirLock
 from align.stages import STAGE_KINDS
 
 log = logging.getLogger("align")
@@ -148,13 +150,19 @@ class Runner:
         return problems
 
     def run(self) -> dict:
-        plan = self.plan()  # stage markers are only written by the stages below, so one plan serves both
+        self._check_preflight(self.plan())  # before the lock: a refused recipe creates nothing
+        if self.machine_rank > 0:  # rank 0's run holds the lock and does all the writing
+            return self._run_as_worker()
+        with RunDirLock(self.run_dir):  # a second run on this run_dir stops here, touching nothing
+            return self._run_locked()
+
+    def _check_preflight(self, plan: list[tuple[str, str]]) -> None:
         problems = self.preflight(plan)
         if problems:
             raise AlignError("cannot run this recipe here:\n" + "\n".join(f"  - {p}" for p in problems))
-        if self.machine_rank > 0:
-            return self._run_as_worker()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+
+    def _run_locked(self) -> dict:
+        plan = self.plan()  # again under the lock; stage markers are only written by the stages below
         atomic_write_text(self.run_dir / "recipe.yaml", self.recipe.to_yaml())
         manifest = self._load_manifest()
         entries = {e["name"]: e for e in manifest["stages"]}
@@ -219,6 +227,11 @@ class Runner:
         bad = [k for k, v in metrics.items() if not isinstance(v, (int, float, str, bool))]
         if bad:
             raise TypeError(f"stage {name!r} returned non-scalar metrics: {bad}")
+        non_finite = [f"{k}={v}" for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)]
+        if non_finite:  # a diverged stage is never published as done; its checkpoints stay in the work dir
+            raise TrainingError(f"non-finite metrics: {', '.join(non_finite[:8])}"
+                                f"{' ...' if len(non_finite) > 8 else ''}; the stage diverged (try a lower lr) and is "
+                                f"not marked done; its checkpoints are kept in {work}")
         atomic_write_json(work / "metrics.json", metrics)
         atomic_write_text(work / "config.yaml", yaml.safe_dump(stage_dump(cfg), sort_keys=False))
         atomic_write_json(work / STAGE_MARKER, {"kind": cfg.kind, "fingerprint": fingerprint, "finished_at": _now()})

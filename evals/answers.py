@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from align.errors import DataError
-from align.io_utils import write_jsonl
+from align.io_utils import read_user_text, write_jsonl
 from evals.questions import Question
 
 
@@ -106,7 +106,7 @@ def save_answers(path: str | Path, model_id: str, questions: list[Question], ans
 def load_answers(path: str | Path, questions: list[Question]) -> list[list[str]]:
     """Answers in question order; every question must have an answer for every turn."""
     by_id = {}
-    for i, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+    for i, line in enumerate(read_user_text(path).splitlines(), 1):
         if line.strip():
             row = json.loads(line)
             try:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 from align.errors import DataError
+from align.io_utils import read_user_text
 from evals.questions import NEED_REF_CATEGORIES, Question, parse_jsonl
 
 PACKAGE = "mt_bench"
@@ -41,7 +41,7 @@ def load_judge_prompts(source: str = PACKAGE) -> dict[str, JudgePrompt]:
 
         text, name = read_data_file("judge_prompts.jsonl"), "mt_bench judge_prompts.jsonl"
     else:
-        text, name = Path(source).read_text(encoding="utf-8"), source
+        text, name = read_user_text(source), source
     out = {}
     for i, row in enumerate(parse_jsonl(text, name), 1):
         try:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from align.errors import DataError
-from align.io_utils import write_jsonl
+from align.io_utils import read_user_text, write_jsonl
 
 # MT-Bench grades these categories against reference answers (FastChat's NEED_REF_CATS).
 NEED_REF_CATEGORIES = frozenset({"math", "reasoning", "coding"})
@@ -94,7 +94,7 @@ def load_references(source: str) -> dict:
     files = sorted(p.glob("*.jsonl")) if p.is_dir() else [p]
     refs: dict = {}
     for f in files:
-        for qid, turns in references_from_rows(parse_jsonl(f.read_text(encoding="utf-8"), str(f)), str(f)).items():
+        for qid, turns in references_from_rows(parse_jsonl(read_user_text(f), str(f)), str(f)).items():
             refs.setdefault(qid, turns)
     return refs
 

@@ -1,9 +1,12 @@
 """Reward-model evaluation figures: per-attribute Pearson and MAE, pairwise accuracy."""
 from __future__ import annotations
 
+import logging
 import math
 
 import torch
+
+log = logging.getLogger("align")
 
 
 def pearson(x: torch.Tensor, y: torch.Tensor) -> float:
@@ -25,7 +28,10 @@ def attribute_metrics(pred: torch.Tensor, labels: torch.Tensor, attributes: list
         if valid.sum() < 2:
             continue
         p, t = pred[valid, j], labels[valid, j]
-        out[f"{prefix}/pearson/{name}"] = pearson(p, t)
+        if t.unique().numel() == 1:  # undefined by the data, not a fault of the model: left out
+            log.warning("%s/pearson/%s left out: every label is %g", prefix, name, float(t[0]))
+        else:  # constant (or non-finite) predictions give nan: a collapsed model, which fails the stage
+            out[f"{prefix}/pearson/{name}"] = pearson(p, t)
         out[f"{prefix}/mae/{name}"] = float((p.double() - t.double()).abs().mean())
     return out
 

@@ -154,6 +154,9 @@ def from_sequence_classifier(seqcls) -> AttributeRewardModel:
 
 def load_reward_model(path: str | Path, *, dtype: torch.dtype | str | None = None) -> AttributeRewardModel:
     """Load our own directory, or convert a sequence-classification checkpoint (local dir or hub id)."""
+    from align.models import check_local_model_path
+
+    check_local_model_path(str(path), "reward model")
     config_file = Path(path) / "config.json"
     model_type = None
     if config_file.exists():

@@ -45,15 +45,23 @@ def _weights(text: str):
     return text
 
 
-def _target(text: str) -> dict[str, int]:
-    from align.errors import AlignError
+def _target(text: str, attributes: list[str]) -> dict[str, int]:
+    """--target NAME=INT,...: names the reward model predicts, values on the label scale."""
+    from align.attributes import MAX_VALUE, MIN_VALUE
+    from align.errors import ConfigError
 
     out = {}
     for part in text.split(","):
         name, sep, value = part.partition("=")
+        name = name.strip()
         if not sep or not value.strip().lstrip("-").isdigit():
-            raise AlignError(f"--target: expected NAME=INT pairs like helpfulness=4, got {part!r}")
-        out[name.strip()] = int(value)
+            raise ConfigError(f"--target: expected NAME=INT pairs like helpfulness=4, got {part!r}")
+        if name not in attributes:
+            raise ConfigError(f"--target: {name!r} is not an attribute of this reward model "
+                              f"({', '.join(attributes)})")
+        if not MIN_VALUE <= int(value) <= MAX_VALUE:
+            raise ConfigError(f"--target: {name}={int(value)} is outside the label scale {MIN_VALUE}..{MAX_VALUE}")
+        out[name] = int(value)
     return out
 
 
@@ -88,6 +96,7 @@ def run(args) -> int:
         raise AlignError("give DATA to score, or --rewardbench FILE")
     scorer = RewardScorer.load(args.model, device=args.device, batch_size=args.batch_size,
                                max_length=args.max_length)
+    target = _target(args.target, scorer.attributes) if args.target else None
     weights = _weights(args.weights)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:
@@ -99,7 +108,7 @@ def run(args) -> int:
             prompts, responses = _rows(args.data)
             pred = scorer.predict(prompts, responses)
             scalar = scorer.scalar(prompts, responses, weights=weights, standardize=args.standardize)
-            logp = scorer.log_prob(prompts, responses, _target(args.target)) if args.target else None
+            logp = scorer.log_prob(prompts, responses, target) if target else None
             for i in range(len(responses)):
                 row = {"index": i, **{a: round(float(pred[i, j]), 4) for j, a in enumerate(scorer.attributes)},
                        "reward": round(float(scalar[i]), 4)}

@@ -8,13 +8,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+MAX_SEED = 2**32 - 1  # numpy's and torch's seeding both take 0 .. 2**32 - 1
 
 
 class StrictModel(BaseModel):
-    """Base for all config blocks: unknown keys are errors, values are validated on assignment."""
+    """Base for all config blocks: unknown keys are errors, values are validated on assignment,
+    and no float may be inf or nan (`epochs: .inf` would otherwise reach the step count)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True, allow_inf_nan=False)
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,14 @@ class TrainConfig(StrictModel):
     report_to: list[Literal["tensorboard", "wandb"]] = Field(
         default_factory=list, description="Experiment trackers besides the console."
     )
+
+    @field_validator("adam_betas")
+    @classmethod
+    def _betas_in_range(cls, betas: tuple[float, float]) -> tuple[float, float]:
+        bad = [f"beta{i + 1}={b}" for i, b in enumerate(betas) if not 0.0 <= b < 1.0]
+        if bad:
+            raise ValueError(f"each beta must be in [0, 1): {', '.join(bad)}")
+        return betas
 
 
 class OracleEvalConfig(StrictModel):

@@ -41,6 +41,9 @@ class ModelSpec(StrictModel):
     tokenizer: Annotated[str | None, Ref(output="tokenizer")] = Field(
         None, description="Tokenizer: stage ref, hub id or dir (default: the model's own)."
     )
+    chat_template: str | None = Field(
+        None, description="Chat template for a tokenizer that has none (or to replace its own): a Jinja string, "
+                          "or the path of a .jinja file.")
     gguf_file: str | None = Field(None, description="GGUF file name inside `path` (SPEC.md section 7).")
     revision: str | None = Field(None, description="Hub revision.")
     dtype: Literal["float32", "bfloat16", "float16", "auto"] = Field("float32", description="Weights dtype.")

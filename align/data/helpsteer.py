@@ -53,12 +53,32 @@ def parse_helpsteer_prompt(prompt: str) -> list[dict]:
     elif text.startswith(f"{TURN_MARK}User\n"):
         text = text[len(f"{TURN_MARK}User\n"):]
     parts = _SEPARATOR.split(text)
+    first = len(messages)
     messages.append({"role": "user", "content": parts[0]})
     for label, content in zip(parts[1::2], parts[2::2]):
         messages.append({"role": label.lower(), "content": content})
-    if messages[-1]["role"] != "user":
-        raise ValueError("prompt must end with a user turn, not an assistant turn")
+    _check_turns(messages[first:])
     return messages
+
+
+def _check_turns(turns: list[dict]) -> None:
+    """Turns alternate user/assistant from a user turn, end with a non-empty user turn, and hold
+    no stray turn marker (an unknown role, a marker not on its own line, a leading Assistant)."""
+    for i, msg in enumerate(turns, start=1):
+        content = msg["content"]
+        if TURN_MARK in content:
+            at = content.index(TURN_MARK)
+            shown = content[at:at + 30].split("\n")[0]
+            if i == 1 and at == 0 and shown.startswith(f"{TURN_MARK}Assistant"):
+                raise ValueError("the prompt starts with an Assistant turn; it must start with a user turn")
+            raise ValueError(f"turn {i} holds the marker {shown!r}: a turn starts with '\\n{TURN_MARK}User\\n' "
+                             f"or '\\n{TURN_MARK}Assistant\\n' (roles User and Assistant only)")
+        if i > 1 and msg["role"] == turns[i - 2]["role"]:
+            raise ValueError(f"turns {i - 1} and {i} are both {msg['role']} turns; user and assistant turns alternate")
+    if turns[-1]["role"] != "user":
+        raise ValueError("prompt must end with a user turn, not an assistant turn")
+    if not turns[-1]["content"].strip():
+        raise ValueError(f"the last user turn (turn {len(turns)}) is empty")
 
 
 def flatten_messages(messages: list[dict]) -> str:
@@ -123,6 +143,27 @@ def load_helpsteer(
                 attrs[name] = int_field(ref, row, name, MIN_VALUE, MAX_VALUE)
         out.append(HelpSteerRow(prompt, messages, response, attrs))
     return out
+
+
+def check_label_columns(rows: list[HelpSteerRow], source: str, wanted: list[str], absent: list[str] = (),
+                        split: str | None = None) -> None:
+    """Every attribute in `wanted` but not in `absent` is labelled in at least one row of `source`.
+
+    A column missing or misspelt in a HelpSteer2 file would otherwise leave that head to train
+    on no labels while its metrics were still reported. The error names near-miss columns.
+    """
+    import difflib
+
+    missing = [a for a in wanted if a not in absent and rows and all(r.attributes.get(a) is None for r in rows)]
+    if not missing:
+        return
+    columns = sorted({k for _ref, row in load_table(source, split, split_column="split") for k in row})
+    hints = [f"column {c!r} looks like {m[0]!r}" for c in columns if c not in ATTRIBUTES
+             for m in [difflib.get_close_matches(c.lower(), missing, n=1, cutoff=0.75)] if m]
+    raise DataError(
+        f"{source}: no row has a label for {', '.join(missing)} (the reward model predicts "
+        f"{', '.join(wanted)}; columns found: {', '.join(columns)})" + (f"; {'; '.join(hints)}" if hints else "")
+        + ". Add the column, or list it in the stage's absent_attributes to train without it")
 
 
 def consecutive_groups(rows: list[HelpSteerRow]) -> list[list[HelpSteerRow]]:

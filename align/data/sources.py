@@ -168,11 +168,29 @@ def _table(name: str, rows: list, lines: list[int] | None = None) -> Table:
 
 
 def _read_file(path: str) -> Table:
+    """One data file as a Table; an unreadable, non-UTF-8 or malformed file is a DataError naming it."""
+    try:
+        return _parse_file(path)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
+
+
+def _decode(path: str, raw: bytes, lineno: int | None = None) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = lineno if lineno is not None else raw.count(b"\n", 0, exc.start) + 1
+        raise DataError(f"{path} line {line}: not UTF-8 text (byte {raw[exc.start:exc.start + 1]!r}); "
+                        "save the file as UTF-8") from None
+
+
+def _parse_file(path: str) -> Table:
     lower = path.lower()
     if lower.endswith(".jsonl"):
         rows, lines = [], []
-        with open(path, encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, start=1):
+        with open(path, "rb") as fh:
+            for lineno, raw in enumerate(fh, start=1):
+                line = _decode(path, raw, lineno)
                 if not line.strip():
                     continue
                 try:
@@ -182,9 +200,10 @@ def _read_file(path: str) -> Table:
                 lines.append(lineno)
         return _table(path, rows, lines)
     if lower.endswith(".json"):
+        with open(path, "rb") as fh:
+            text = _decode(path, fh.read())
         try:
-            with open(path, encoding="utf-8") as fh:
-                data = json.load(fh)
+            data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise DataError(f"{path} line {exc.lineno}: invalid JSON: {exc.msg}") from None
         if isinstance(data, dict) and isinstance(data.get("data"), list):

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field
 
-from align.config.base import DistributedConfig, StrictModel
+from align.config.base import MAX_SEED, DistributedConfig, StrictModel
 
 if TYPE_CHECKING:
     from align.context import StageContext
@@ -21,7 +21,7 @@ class StageConfig(StrictModel):
 
     name: str = Field(description="Stage name: its directory under run_dir and how later stages refer to it.")
     kind: str = Field(description="Which stage kind runs (see `align kinds`).")
-    seed: int | None = Field(None, description="Seed for this stage (default: the recipe's seed).")
+    seed: int | None = Field(None, ge=0, le=MAX_SEED, description="Seed for this stage (default: the recipe's seed).")
     distributed: DistributedConfig | None = Field(
         None, description="Processes and engine for this stage (default: the recipe's `distributed`, else one process)."
     )

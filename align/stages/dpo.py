@@ -12,6 +12,7 @@ from pydantic import Field, model_validator
 from align.config.base import OracleEvalConfig, Ref, StrictModel, TrainConfig
 from align.config.model_spec import ModelSpec
 from align.reward_sources import RewardSpec, build_reward
+from align.errors import DataError
 from align.stages.base import Stage, StageConfig, register_stage
 
 log = logging.getLogger("align")
@@ -53,7 +54,11 @@ class DPOConfig(StageConfig):
     beta: float = Field(0.1, gt=0, description="DPO beta (SPEC paper recipe: 1e-3 at 70B scale).")
     loss_type: Literal["sigmoid", "ipo", "margin", "scaled"] = Field(
         "sigmoid", description="sigmoid (DPO), ipo, or margin / scaled by the pair's preference strength.")
-    label_smoothing: float = Field(0.0, ge=0, lt=0.5, description="Label smoothing of the sigmoid loss (cDPO).")
+    label_smoothing: float = Field(0.0, ge=0, lt=0.5, description="Label smoothing of the sigmoid loss (cDPO); "
+                                                                   "sigmoid only.")
+    ipo_normalize: Literal["tokens", "sum"] = Field(
+        "tokens", description="IPO on per-token mean log-ratios (TRL's form, confirmed by the IPO authors: beta means "
+                              "the same at every length) or on sums (the paper's equation as written).")
     sft_weight: float = Field(0.0, ge=0, description="RPO: add this times the chosen response's per-token NLL "
                                                      "(anchors the chosen likelihood; TRL's rpo_alpha).")
     train: TrainConfig = Field(default_factory=lambda: TrainConfig(lr=1e-5), description="Optimisation settings.")
@@ -64,6 +69,9 @@ class DPOConfig(StageConfig):
     def _reward_for_policy(self) -> DPOConfig:
         if self.pairs.source == "policy" and self.reward is None:
             raise ValueError("pairs.source: policy ranks samples with a reward: set reward (model: rm or oracle: ...)")
+        if self.label_smoothing and self.loss_type != "sigmoid":
+            raise ValueError(f"label_smoothing applies to loss_type sigmoid only (cDPO); loss_type {self.loss_type} "
+                             "would ignore it")
         return self
 
 
@@ -126,6 +134,10 @@ def static_pairs(spec: PairsSpec, ctx):
     source = ctx.resolve(spec.data, "helpsteer_train" if spec.source == "ratings" else "preference")
     if spec.source == "ratings":
         pairs = pairs_from_ratings(load_helpsteer(source, spec.split), spec.attribute, spec.match)
+        if not pairs:
+            matched = f" and equal on {', '.join(spec.match)}" if spec.match else ""
+            raise DataError(f"{source}: no preference pairs from ratings: no prompt has two responses rated "
+                            f"differently on {spec.attribute}{matched}")
     else:
         pairs = load_preference_pairs(source, spec.split)
     return spread_pairs(pairs, spec.max_pairs, spec.max_pairs_per_prompt, seed=ctx.seed)
@@ -223,7 +235,7 @@ class DPOStage(Stage):
             # with LoRA it is always the base model (adapter disabled).
             trainer = DPOTrainer(model, tokenizer, config.train, ctx.work_dir / f"round{r}" if rounds > 1 else ctx.work_dir,
                                  beta=config.beta, loss_type=config.loss_type, label_smoothing=config.label_smoothing,
-                                 sft_weight=config.sft_weight,
+                                 sft_weight=config.sft_weight, ipo_normalize=config.ipo_normalize,
                                  seed=ctx.seed + r)
             trainer.precompute_reference(examples)
             metrics.update(trainer.train(examples))

@@ -18,6 +18,7 @@ from pydantic import Field, field_validator
 from align.attributes import ATTRIBUTES
 from align.config.base import Ref, TrainConfig
 from align.config.model_spec import ModelSpec
+from align.errors import DataError
 from align.stages.base import Stage, StageConfig, register_stage
 
 log = logging.getLogger("align")
@@ -41,6 +42,9 @@ class RewardModelConfig(StageConfig):
                                        description="Prompts held out when no `validation` is given (0: none).")
     attributes: list[str] | None = Field(None, description="Attributes the head predicts (default: all five, "
                                                            "or the starting reward model's own).")
+    absent_attributes: list[str] = Field(
+        default_factory=list, description="Attributes the data lacks on purpose: no labels, no metrics for their heads "
+                                          "(any other predicted attribute missing from every row is an error).")
     pairs_from: Literal["auto", "ratings", "preference"] = Field(
         "auto", description="BT pairs: from ratings in HelpSteer2 rows, or a preference-pair file (auto: by columns).")
     rating_attribute: str = Field("helpfulness", description="Attribute that orders pairs built from ratings.")
@@ -64,6 +68,14 @@ class RewardModelConfig(StageConfig):
             unknown = [a for a in value if a not in ATTRIBUTES]
             if unknown or not value or len(set(value)) != len(value):
                 raise ValueError(f"attributes must be distinct names from {', '.join(ATTRIBUTES)}; got {value}")
+        return value
+
+    @field_validator("absent_attributes")
+    @classmethod
+    def _absent_known(cls, value):
+        unknown = [a for a in value if a not in ATTRIBUTES]
+        if unknown:
+            raise ValueError(f"unknown attribute(s) {unknown}; known: {', '.join(ATTRIBUTES)}")
         return value
 
     @field_validator("rating_attribute")
@@ -106,6 +118,7 @@ class RewardModelStage(Stage):
         from transformers import set_seed
 
         from align.data import load_helpsteer, load_preference_pairs, pairs_from_ratings
+        from align.data.helpsteer import check_label_columns
         from rewards.build import build_reward_model, is_reward_model_dir
         from rewards.evaluate import pair_metrics, regression_metrics
         from rewards.model import load_reward_model
@@ -114,8 +127,6 @@ class RewardModelStage(Stage):
         from rewards.trainer import RewardModelTrainer, init_head_bias
 
         set_seed(ctx.seed)
-        model, tokenizer = build_reward_model(ctx.resolve_model(config.model), config.attributes, seed=ctx.seed)
-        attributes = list((model.base_model.model if hasattr(model, "peft_config") else model).config.attributes)
         regression = config.objective == "regression"
         data = ctx.resolve(config.data, "helpsteer_train")
         val_src = ctx.resolve(config.validation, "helpsteer_validation") if config.validation else None
@@ -126,13 +137,25 @@ class RewardModelStage(Stage):
                 return pairs_from_ratings(load_helpsteer(source, split, require=()), config.rating_attribute)
             return load_preference_pairs(source, split)
 
-        # ---- data ----
+        # ---- data, all of it read and checked before the model loads ----
         if regression:
             train_items = load_helpsteer(data, config.split, require=())
             val_items = load_helpsteer(val_src, config.validation_split, require=()) if val_src else []
         else:
             train_items = load_pairs(data, config.split)
             val_items = load_pairs(val_src, config.validation_split) if val_src else []
+            if not train_items:
+                raise DataError(f"{data}: no training pairs (from ratings: every prompt's responses are tied on "
+                                f"{config.rating_attribute}); Bradley-Terry needs responses rated differently")
+        eval_pairs = (load_preference_pairs(ctx.resolve(config.eval_pairs, "preference"), config.eval_pairs_split)
+                      if config.eval_pairs else None)
+        model, tokenizer = build_reward_model(ctx.resolve_model(config.model), config.attributes, seed=ctx.seed)
+        attributes = list((model.base_model.model if hasattr(model, "peft_config") else model).config.attributes)
+        if regression:
+            check_label_columns(train_items, data, attributes, config.absent_attributes, config.split)
+            check_label_columns(val_items, val_src, attributes, config.absent_attributes, config.validation_split)
+            for row in (*train_items, *val_items):
+                row.attributes.update(dict.fromkeys(config.absent_attributes))
         if not val_src and config.validation_fraction > 0:
             train_items, val_items = _hold_out(train_items, lambda x: x.prompt, config.validation_fraction, ctx.seed)
         examples, metrics = _encode(tokenizer, train_items, attributes, config.train, regression)
@@ -162,12 +185,9 @@ class RewardModelStage(Stage):
         # ---- evaluation of the kept model ----
         if regression:
             metrics.update(regression_metrics(scorer, val_items))
-        if config.eval_pairs:
-            eval_pairs = load_preference_pairs(ctx.resolve(config.eval_pairs, "preference"), config.eval_pairs_split)
-        elif regression:
-            eval_pairs = pairs_from_ratings(val_items, config.rating_attribute) if val_items else []
-        else:
-            eval_pairs = val_items
+        if eval_pairs is None:
+            eval_pairs = (pairs_from_ratings(val_items, config.rating_attribute) if val_items else []) if regression \
+                else val_items
         metrics.update(pair_metrics(scorer, eval_pairs, config.pair_weights))
 
         # ---- scalar-reward statistics over the training responses (for standardisation) ----

@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from align.config.base import TrainConfig
-from align.errors import TrainingError
+from align.errors import DataError, TrainingError
 from align.trainers.checkpoints import (
     list_checkpoints,
     load_latest_checkpoint,
@@ -168,7 +168,8 @@ class BaseTrainer:
         """Optimise over `train_dataset`; return final metrics (train/loss_first, train/loss_final, ...)."""
         cfg, acc = self.config, self.accelerator
         if len(train_dataset) == 0:
-            raise TrainingError("the training set is empty (after filtering)")
+            raise DataError("the training set is empty: no usable example is left after filtering (over_length: "
+                            "drop, rows without labels, ...); check the stage's data file and filters")
         loader = self._make_loader(train_dataset, shuffle=True)
         # Each process sees every num_processes-th batch (accelerate shards the loader at `prepare`,
         # padding to equal counts), so an epoch is that many optimizer steps per process.
