@@ -193,6 +193,9 @@ def validate_recipe(raw: dict, source: str = "recipe") -> Recipe:
         raise ConfigError(problems, source=source)
     data_problems = [f"stages[{pos}] ({cfg.name}).{path}: {problem}" for pos, cfg in zip(positions, stages)
                      for path, problem in _check_data_files(cfg)]
+    if not data_problems:  # every file parses: now each stage reads its own inputs as it will when it runs
+        data_problems = [f"stages[{pos}] ({cfg.name}).{path}: {problem}" for pos, cfg in zip(positions, stages)
+                         for path, problem in _run_input_checks(cfg)]
     if data_problems:
         raise DataError("\n".join(["data files that cannot be used (checked before any stage runs):",
                                    *(f"  - {p}" for p in data_problems)]))
@@ -336,6 +339,16 @@ def _check_data_files(cfg: StageConfig) -> list[tuple[str, str]]:
         try:
             if not load_table(str(p)).rows:
                 out.append((path, f"{value} has no rows"))
+        except DataError as exc:
+            out.append((path, str(exc)))
+    return out
+
+
+def _run_input_checks(cfg: StageConfig) -> list[tuple[str, str]]:
+    out = []
+    for path, load in STAGE_KINDS[cfg.kind].input_checks(cfg):
+        try:
+            load()
         except DataError as exc:
             out.append((path, str(exc)))
     return out

@@ -35,7 +35,7 @@ def test_local_directory_round_trip(world_dir, tmp_path):
 
 
 def test_missing_model_dir_is_a_clear_error(tmp_path):
-    with pytest.raises(AlignError, match="cannot load tokenizer"):
+    with pytest.raises(AlignError, match="nope: no such file or directory"):
         load_model(ModelSpec(path=str(tmp_path / "nope")))
 
 

@@ -103,4 +103,4 @@ def test_score_command(run, tmp_path, capsys):
     assert main(["score", str(run / "rm" / "model"), "--rewardbench", str(rb)]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert set(out) == {"rewardbench/subset/hep-go", "rewardbench/Reasoning", "rewardbench/overall"}
-    assert main(["score", str(run / "rm" / "model"), str(rows), "--target", "helpfulness"]) == 1  # a bad --target is an AlignError
+    assert main(["score", str(run / "rm" / "model"), str(rows), "--target", "helpfulness"]) == 2  # a bad --target: exit 2

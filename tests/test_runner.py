@@ -78,8 +78,9 @@ def test_failed_stage_keeps_previous_result(finished_run, tmp_path):
     with pytest.raises(DataError) as info:
         Runner(load_recipe(path, [f"stages.sft.data={bad}"])).run()
     assert "bad.jsonl row 1" in str(info.value)
+    # found when the recipe is read, before any stage runs: nothing of the finished run is touched
+    # (a stage that fails while running: tests/test_bad_inputs_run.py, non-finite metrics)
     manifest = json.loads((run / "manifest.json").read_text())
-    sft = manifest["stages"][1]
-    assert sft["status"] == "failed" and "bad.jsonl" in sft["error"]
+    assert manifest["stages"][1]["status"] in ("done", "skipped") and "error" not in manifest["stages"][1]
     assert (run / "sft" / "model" / "model.safetensors").read_bytes() == old  # untouched
     assert main(["run", str(path), "--set", f"stages.sft.data={bad}"]) == 3

@@ -6,6 +6,8 @@ earlier stages through `outputs`, and calls `run` with a `StageContext`.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field
@@ -47,9 +49,21 @@ class Stage:
         """Extra problems the schema cannot express (paths relative to the stage). Default: none."""
         return []
 
+    @classmethod
+    def input_checks(cls, config: StageConfig) -> list[tuple[str, Callable[[], object]]]:
+        """(field, load) for the stage's data inputs: the recipe calls each `load` on the user's own files
+        before any stage runs, so a bad row of a late stage's file is found before the first stage trains.
+        Loaders raise DataError; inputs that name earlier stages are skipped (see `local_file`)."""
+        return []
+
     def run(self, config: StageConfig, ctx: "StageContext") -> dict[str, float]:
         """Do the work inside `ctx.work_dir`; return the flat metrics written to metrics.json."""
         raise NotImplementedError
+
+
+def local_file(value: str | None) -> bool:
+    """Whether a data field names an existing local file (not an earlier stage's output or a hub id)."""
+    return bool(value) and "." in Path(value).name and Path(value).expanduser().is_file()
 
 
 STAGE_KINDS: dict[str, type[Stage]] = {}

@@ -13,7 +13,7 @@ from align.config.base import OracleEvalConfig, Ref, StrictModel, TrainConfig
 from align.config.model_spec import ModelSpec
 from align.reward_sources import RewardSpec, build_reward
 from align.errors import DataError
-from align.stages.base import Stage, StageConfig, register_stage
+from align.stages.base import Stage, StageConfig, local_file, register_stage
 
 log = logging.getLogger("align")
 
@@ -181,6 +181,16 @@ class DPOStage(Stage):
     Config = DPOConfig
     produces_model = True
     distributable = True
+
+    @classmethod
+    def input_checks(cls, config) -> list:
+        from align.data import load_helpsteer, load_preference_pairs, load_prompts
+
+        spec = config.pairs
+        load = {"ratings": lambda: load_helpsteer(spec.data, spec.split),
+                "preference": lambda: load_preference_pairs(spec.data, spec.split),
+                "policy": lambda: load_prompts(spec.data, spec.split)}[spec.source]
+        return [("pairs.data", load)] if local_file(spec.data) else []
 
     def run(self, config: DPOConfig, ctx) -> dict:
         import random

@@ -21,7 +21,7 @@ from pydantic import Field, model_validator
 from align.config.base import OracleEvalConfig, Ref, TrainConfig
 from align.config.model_spec import ModelSpec
 from align.reward_sources import RewardSpec, build_reward
-from align.stages.base import Stage, StageConfig, register_stage
+from align.stages.base import Stage, StageConfig, local_file, register_stage
 
 log = logging.getLogger("align")
 
@@ -90,6 +90,12 @@ class PPOStage(Stage):
             return [(f"distributed: rollout_batch {config.rollout_batch} and minibatch {config.minibatch} are "
                      f"global counts and must be multiples of the {world} processes")]
         return []
+
+    @classmethod
+    def input_checks(cls, config) -> list:
+        from align.data import load_prompts
+
+        return [("prompts", lambda: load_prompts(config.prompts))] if local_file(config.prompts) else []
 
     def run(self, config: PPOConfig, ctx) -> dict:
         from transformers import set_seed

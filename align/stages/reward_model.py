@@ -19,7 +19,7 @@ from align.attributes import ATTRIBUTES
 from align.config.base import Ref, TrainConfig
 from align.config.model_spec import ModelSpec
 from align.errors import DataError
-from align.stages.base import Stage, StageConfig, register_stage
+from align.stages.base import Stage, StageConfig, local_file, register_stage
 
 log = logging.getLogger("align")
 
@@ -111,6 +111,24 @@ class RewardModelStage(Stage):
     Config = RewardModelConfig
     produces_model = True
     distributable = True
+
+    @classmethod
+    def input_checks(cls, config) -> list:
+        from align.data import load_helpsteer, load_preference_pairs
+
+        def rows_or_pairs(source, split):
+            if config.objective == "regression" or config.pairs_from == "ratings" or (
+                    config.pairs_from == "auto" and _is_rows(source, split)):
+                return load_helpsteer(source, split, require=())
+            return load_preference_pairs(source, split)
+
+        checks = [(name, lambda src=src, split=split: rows_or_pairs(src, split))
+                  for name, src, split in (("data", config.data, config.split),
+                                           ("validation", config.validation, config.validation_split))
+                  if local_file(src)]
+        if local_file(config.eval_pairs):
+            checks.append(("eval_pairs", lambda: load_preference_pairs(config.eval_pairs, config.eval_pairs_split)))
+        return checks
 
     def run(self, config: RewardModelConfig, ctx) -> dict:
         import json

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from align.config.base import OracleEvalConfig, Ref, TrainConfig
 from align.config.model_spec import ModelSpec
-from align.stages.base import Stage, StageConfig, register_stage
+from align.stages.base import Stage, StageConfig, local_file, register_stage
 
 log = logging.getLogger("align")
 
@@ -62,6 +62,12 @@ class SFTStage(Stage):
     Config = SFTConfig
     produces_model = True
     distributable = True
+
+    @classmethod
+    def input_checks(cls, config) -> list:
+        from align.data import load_conversations
+
+        return [("data", lambda: load_conversations(config.data, config.split))] if local_file(config.data) else []
 
     def run(self, config: SFTConfig, ctx) -> dict:
         import random

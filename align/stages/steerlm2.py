@@ -29,7 +29,7 @@ from pydantic import Field, field_validator, model_validator
 
 from align.config.base import OracleEvalConfig, Ref, StrictModel, TrainConfig
 from align.io_utils import read_jsonl, write_jsonl
-from align.stages.base import Stage, StageConfig, register_stage
+from align.stages.base import Stage, StageConfig, local_file, register_stage
 from align.stages.steerability import SteerEvalConfig, load_eval_prompts, load_scorer, steer_metrics
 from align.stages.steerlm_sft import PAPER_TARGET
 from align.steerlm.labels import DEFAULT_MARKER, attribute_prefix, format_label
@@ -135,6 +135,12 @@ class SteerLM2Stage(Stage):
         # each iteration's model by name (steerlm2.iter1), e.g. to compare iterations in an mtbench stage
         out.update({f"iter{k}": f"iterations/iter{k}/model" for k in range(1, config.iterations + 1)})
         return out
+
+    @classmethod
+    def input_checks(cls, config) -> list:
+        from align.data import load_prompts
+
+        return [("prompts", lambda: load_prompts(config.prompts))] if local_file(config.prompts) else []
 
     def run(self, config: SteerLM2Config, ctx) -> dict:
         from transformers import set_seed

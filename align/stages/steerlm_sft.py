@@ -15,7 +15,7 @@ from pydantic import Field, model_validator
 from align.attributes import ATTRIBUTES
 from align.config.base import OracleEvalConfig, Ref, TrainConfig
 from align.config.model_spec import ModelSpec
-from align.stages.base import Stage, StageConfig, register_stage
+from align.stages.base import Stage, StageConfig, local_file, register_stage
 from align.stages.steerability import SteerEvalConfig, load_eval_prompts, load_scorer, steer_metrics
 from align.steerlm.labels import DEFAULT_MARKER
 
@@ -73,6 +73,14 @@ class SteerLMSFTStage(Stage):
     Config = SteerLMSFTConfig
     produces_model = True
     distributable = True
+
+    @classmethod
+    def input_checks(cls, config) -> list:
+        from align.data import load_helpsteer
+
+        require = config.attributes if config.labels == "data" else ()
+        return [("data", lambda: load_helpsteer(config.data, config.split, require=require))] \
+            if local_file(config.data) else []
 
     def run(self, config: SteerLMSFTConfig, ctx) -> dict:
         import random
