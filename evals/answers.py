@@ -9,13 +9,17 @@ cache) or an OpenAI-compatible endpoint. Answers are saved as JSONL
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Protocol
 
 from align.errors import DataError
 from align.io_utils import read_user_text, write_jsonl
 from evals.questions import Question
+
+log = logging.getLogger("align")
 
 
 def model_label(path: str) -> str:
@@ -32,20 +36,31 @@ def model_name(ref: str, stages) -> str:
     return ref if ref.partition(".")[0] in stages else model_label(ref)
 
 
+# FastChat's answer settings (fastchat/llm_judge/common.py `temperature_config`, and
+# gen_model_answer.py: 0.7 for a category not in the table, --max-new-token 1024).
+FASTCHAT_TEMPERATURES = {"writing": 0.7, "roleplay": 0.7, "extraction": 0.0, "math": 0.0, "coding": 0.0,
+                         "reasoning": 0.0, "stem": 0.1, "humanities": 0.1, "arena-hard-200": 0.0}
+FASTCHAT_OTHER_TEMPERATURE = 0.7
+FASTCHAT_MAX_NEW_TOKENS = 1024
+
+
+def fastchat_temperature(category: str) -> float:
+    return FASTCHAT_TEMPERATURES.get(category, FASTCHAT_OTHER_TEMPERATURE)
+
+
 class ChatModel(Protocol):
-    def complete(self, conversations: list[list[dict]]) -> list[str]: ...
+    def complete(self, conversations: list[list[dict]], *, temperature: float) -> list[str]: ...
 
 
 class LocalChatModel:
     """A loaded causal LM + tokenizer, answering through `align.generation.generate`."""
 
-    def __init__(self, model, tokenizer, *, max_new_tokens: int = 256, temperature: float = 0.0,
-                 batch_size: int = 16, seed: int = 0, prompt_suffix: str = ""):
-        from align.generation import SamplingConfig
-
+    def __init__(self, model, tokenizer, *, max_new_tokens: int = FASTCHAT_MAX_NEW_TOKENS, batch_size: int = 16,
+                 seed: int = 0, prompt_suffix: str = ""):
         # prompt_suffix: text after the generation prompt (a SteerLM model's attribute label string)
         self.model, self.tokenizer, self.seed, self.prompt_suffix = model, tokenizer, seed, prompt_suffix
-        self.sampling = SamplingConfig(max_new_tokens=max_new_tokens, temperature=temperature, batch_size=batch_size)
+        self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
+        self.truncated = 0  # answers that used the whole token budget, over every `complete` call
 
     @classmethod
     def load(cls, path: str, **kwargs) -> LocalChatModel:
@@ -55,21 +70,36 @@ class LocalChatModel:
         model, tok = load_model(ModelSpec(path=path))
         return cls(model, tok, **kwargs)
 
-    def complete(self, conversations: list[list[dict]]) -> list[str]:
-        from align.generation import generate
+    def complete(self, conversations: list[list[dict]], *, temperature: float = 0.0) -> list[str]:
+        from align.chat import render
+        from align.generation import SamplingConfig, generate
 
-        return [o[0] for o in generate(self.model, self.tokenizer, conversations, self.sampling, seed=self.seed,
-                                       prompt_suffix=self.prompt_suffix)]
+        # Never past the model's positions: the longest prompt leaves room for this many new tokens.
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        room = self.max_new_tokens
+        if limit:
+            longest = max(len(self.tokenizer(render(self.tokenizer, c, add_generation_prompt=True) + self.prompt_suffix,
+                                             add_special_tokens=False)["input_ids"]) for c in conversations)
+            room = max(1, min(room, limit - longest))
+            if room < self.max_new_tokens:
+                log.warning("answers capped at %d new tokens: the model has %d positions and the longest prompt "
+                            "takes %d", room, limit, longest)
+        sampling = SamplingConfig(max_new_tokens=room, temperature=temperature, batch_size=self.batch_size)
+        texts = [o[0] for o in generate(self.model, self.tokenizer, conversations, sampling, seed=self.seed,
+                                        prompt_suffix=self.prompt_suffix)]
+        # an answer as long as the budget was cut (it did not end on its own)
+        self.truncated += sum(len(self.tokenizer(t, add_special_tokens=False)["input_ids"]) >= room for t in texts)
+        return texts
 
 
 class EndpointChatModel:
     """The model under test behind an OpenAI-compatible endpoint (requests run concurrently)."""
 
-    def __init__(self, endpoint, *, max_new_tokens: int = 256, temperature: float = 0.0):
-        self.endpoint, self.max_new_tokens, self.temperature = endpoint, max_new_tokens, temperature
+    def __init__(self, endpoint, *, max_new_tokens: int = FASTCHAT_MAX_NEW_TOKENS):
+        self.endpoint, self.max_new_tokens = endpoint, max_new_tokens
 
-    def complete(self, conversations: list[list[dict]]) -> list[str]:
-        return self.endpoint.chat_many(conversations, temperature=self.temperature, max_tokens=self.max_new_tokens)
+    def complete(self, conversations: list[list[dict]], *, temperature: float = 0.0) -> list[str]:
+        return self.endpoint.chat_many(conversations, temperature=temperature, max_tokens=self.max_new_tokens)
 
 
 def conversation(question: Question, answers: list[str], turn: int) -> list[dict]:
@@ -82,14 +112,19 @@ def conversation(question: Question, answers: list[str], turn: int) -> list[dict
     return msgs
 
 
-def generate_answers(questions: list[Question], chat: ChatModel) -> list[list[str]]:
-    """For each question, one answer per turn; turn t of all questions runs as one batch."""
+def generate_answers(questions: list[Question], chat: ChatModel,
+                     temperature: float | Callable[[Question], float] = 0.0) -> list[list[str]]:
+    """For each question, one answer per turn; turn t of all questions at one temperature runs as one
+    batch. `temperature`: one value, or a function of the question (`fastchat_temperature` of its category)."""
+    temp = temperature if callable(temperature) else (lambda _q: float(temperature))
     answers: list[list[str]] = [[] for _ in questions]
     for turn in range(max(len(q.turns) for q in questions)):
         idx = [i for i, q in enumerate(questions) if turn < len(q.turns)]
-        replies = chat.complete([conversation(questions[i], answers[i], turn) for i in idx])
-        for i, text in zip(idx, replies):
-            answers[i].append(text)
+        for t in sorted({temp(questions[i]) for i in idx}):
+            group = [i for i in idx if temp(questions[i]) == t]
+            replies = chat.complete([conversation(questions[i], answers[i], turn) for i in group], temperature=t)
+            for i, text in zip(group, replies):
+                answers[i].append(text)
     return answers
 
 

@@ -29,6 +29,12 @@ class Judge(Protocol):
         """ratings[i][t] in 1..10 (or -1) for turn t of question i."""
         ...
 
+    def details(self) -> list[list[dict]]:
+        """Of the last `score` call, per question and turn: `prompt` (the judge prompt's name),
+        `user_prompt` (what the judge was shown) and `judgment` (what it answered), as FastChat
+        saves them in its judgement files."""
+        ...
+
 
 def _turn_items(questions: list[Question], answers: list[list[str]]):
     """(question index, turn) for every answered turn, in order."""
@@ -36,9 +42,13 @@ def _turn_items(questions: list[Question], answers: list[list[str]]):
 
 
 def _regroup(questions, items, flat: list[float]) -> list[list[float]]:
-    out: list[list[float]] = [[] for _ in questions]
+    return [[float(s) for s in row] for row in _regroup_any(questions, items, flat)]
+
+
+def _regroup_any(questions, items, flat: list) -> list[list]:
+    out: list[list] = [[] for _ in questions]
     for (i, _t), s in zip(items, flat):
-        out[i].append(float(s))
+        out[i].append(s)
     return out
 
 
@@ -54,6 +64,7 @@ class LLMJudge:
         self.endpoint, self.prompts, self.max_tokens = endpoint, prompts, max_tokens
         self.name = f"llm:{endpoint.model}"
         self.raw: list[str] = []  # the judge's replies of the last `score` call, for the record
+        self._details: list[list[dict]] = []
 
     def messages(self, question: Question, answers: list[str], turn: int) -> list[dict]:
         name, fields = single_fields(question, answers, turn)
@@ -69,7 +80,13 @@ class LLMJudge:
         bad = sum(s == INVALID for s in flat)
         if bad:
             log.warning("%s: %d of %d judgements unparseable (dropped)", self.name, bad, len(flat))
+        self._details = _regroup_any(questions, items, [
+            {"prompt": single_fields(questions[i], answers[i], t)[0], "user_prompt": conv[-1]["content"],
+             "judgment": raw or ""} for (i, t), conv, raw in zip(items, convs, self.raw)])
         return _regroup(questions, items, flat)
+
+    def details(self) -> list[list[dict]]:
+        return self._details
 
 
 def rm_rating(reward: float, weights: list[float]) -> float:
@@ -109,7 +126,13 @@ class RewardModelJudge:
         prompts = [conversation(questions[i], answers[i], t) for i, t in items]
         responses = [answers[i][t] for i, t in items]
         rewards = self.scorer.scalar(prompts, responses, weights=self.weight_spec).tolist()
+        self._details = _regroup_any(questions, items, [
+            {"prompt": self.name, "user_prompt": "", "judgment": f"weighted reward {r:.4f} -> rating "
+                                                                  f"{rm_rating(r, self.weights):.2f}"} for r in rewards])
         return _regroup(questions, items, [rm_rating(r, self.weights) for r in rewards])
+
+    def details(self) -> list[list[dict]]:
+        return getattr(self, "_details", [])
 
 
 def oracle_rating(helpfulness: int) -> float:
@@ -127,11 +150,17 @@ class OracleJudge:
         from align.world.oracle import annotate
 
         items = _turn_items(questions, answers)
-        flat = []
+        flat, notes = [], []
         for i, t in items:
             labels = annotate(flatten_messages(conversation(questions[i], answers[i], t)), answers[i][t])
             flat.append(INVALID if labels is None else oracle_rating(labels["helpfulness"]))
+            notes.append({"prompt": "oracle", "user_prompt": "", "judgment": "not a world task" if labels is None
+                          else " ".join(f"{a}={v}" for a, v in labels.items())})
+        self._details = _regroup_any(questions, items, notes)
         return _regroup(questions, items, flat)
+
+    def details(self) -> list[list[dict]]:
+        return getattr(self, "_details", [])
 
     def attributes(self, questions, answers) -> dict[str, float]:
         """Mean oracle attributes over all turns it understands (for reports)."""

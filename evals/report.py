@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from evals.bootstrap import score_interval
 from evals.questions import Question
 
 
@@ -27,13 +28,40 @@ def aggregate(questions: list[Question], ratings: list[list[float]]) -> dict[str
         m = _mean(xs)
         if m is not None:
             out[key] = m
+        out[key.replace("mtbench/", "mtbench/n/", 1) if key != "mtbench/score" else "mtbench/valid"] = \
+            float(sum(x >= 0 for x in xs))
     out["mtbench/invalid"] = float(sum(s < 0 for s in flat))
+    out["mtbench/judged"] = float(len(flat))
+    interval = score_interval(ratings)
+    if interval is not None:
+        out["mtbench/score_low"], out["mtbench/score_high"] = interval
     return out
 
 
-def per_question_rows(model: str, questions: list[Question], answers, ratings) -> list[dict]:
-    return [{"model": model, "question_id": q.question_id, "category": q.category, "turn": t + 1,
-             "rating": r[t], "answer": a[t]} for q, a, r in zip(questions, answers, ratings) for t in range(len(r))]
+MIN_VALID_FRACTION = 0.5  # a model with fewer valid judgements than this share is flagged, not ranked
+
+
+def is_ranked(metrics: dict[str, float]) -> bool:
+    judged = metrics.get("mtbench/judged", 0.0)
+    return "mtbench/score" in metrics and metrics.get("mtbench/valid", 0.0) >= MIN_VALID_FRACTION * judged > 0
+
+
+def per_question_rows(model: str, questions: list[Question], answers, ratings, *, judge: str = "",
+                      details: list[list[dict]] | None = None) -> list[dict]:
+    """One row per judged turn, in FastChat's single-answer judgement schema (`question_id`, `model`,
+    `judge` [judge, prompt name], `user_prompt`, `judgment`, `score` (-1: unparseable), `turn`, `tstamp`:
+    what its show_result.py reads) plus `category` and `answer`."""
+    import time
+
+    now = time.time()
+    rows = []
+    for i, (q, a, r) in enumerate(zip(questions, answers, ratings)):
+        for t in range(len(r)):
+            d = details[i][t] if details and i < len(details) and t < len(details[i]) else {}
+            rows.append({"question_id": q.question_id, "model": model, "judge": [judge, d.get("prompt", judge)],
+                         "user_prompt": d.get("user_prompt", ""), "judgment": d.get("judgment", ""),
+                         "score": r[t], "turn": t + 1, "tstamp": now, "category": q.category, "answer": a[t]})
+    return rows
 
 
 def categories_of(results: dict[str, dict[str, float]]) -> list[str]:
@@ -42,28 +70,62 @@ def categories_of(results: dict[str, dict[str, float]]) -> list[str]:
 
 
 def ranking(results: dict[str, dict[str, float]]) -> list[str]:
-    return sorted(results, key=lambda m: -results[m].get("mtbench/score", -1.0))
+    """Models by score; those with too few valid judgements (`is_ranked`) after all the others."""
+    return sorted(results, key=lambda m: (not is_ranked(results[m]) if "mtbench/judged" in results[m] else False,
+                                          -results[m].get("mtbench/score", -1.0)))
 
 
 def markdown_report(results: dict[str, dict[str, float]], *, title: str, judge: str, n_questions: int,
-                    chart: str | None = None, notes: list[str] | None = None) -> str:
+                    chart: str | None = None, notes: list[str] | None = None, settings: dict | None = None) -> str:
     """Models ranked by overall score; rows = overall, turns, categories."""
     order = ranking(results)
     cats = categories_of(results)
 
     def cell(m, key):
         v = results[m].get(key)
-        return "-" if v is None else f"{v:.2f}"
+        text = "-" if v is None else f"{v:.2f}"
+        n_key = "mtbench/valid" if key == "mtbench/score" else key.replace("mtbench/", "mtbench/n/", 1)
+        return text + (f" (n={results[m][n_key]:.0f})" if n_key in results[m] else "")
 
-    header = f"Judge: `{judge}`. Questions: {n_questions}. Scale 1..10; unparseable judgements are dropped."
-    lines = [f"# {title}", "", header, "", "## Ranking", ""]
-    lines += [f"{k + 1}. **{m}**: {cell(m, 'mtbench/score')}" for k, m in enumerate(order)]
+    def interval(m):
+        r = results[m]
+        return f" [{r['mtbench/score_low']:.2f}, {r['mtbench/score_high']:.2f}]" if "mtbench/score_low" in r else ""
+
+    header = (f"Judge: `{judge}`. Questions: {n_questions}. Scale 1..10; unparseable judgements are dropped "
+              "(n = valid judgements per cell; `-`: none valid). Intervals: 95 % bootstrap over questions.")
+    lines = [f"# {title}", "", header, ""]
+    if settings:
+        lines += ["Settings: " + ", ".join(f"{k} `{v}`" for k, v in settings.items()), ""]
+    lines += ["## Ranking", ""]
+    rank = 0
+    for m in order:
+        r = results[m]
+        if "mtbench/judged" in r and not is_ranked(r):
+            lines.append(f"- **{m}**: not ranked, only {r.get('mtbench/valid', 0):.0f} of {r['mtbench/judged']:.0f} "
+                         f"judgements valid (score {cell(m, 'mtbench/score')})")
+        else:
+            rank += 1
+            lines.append(f"{rank}. **{m}**: {cell(m, 'mtbench/score')}{interval(m)}")
     lines += ["", "## Scores", "", "| | " + " | ".join(order) + " |", "|---|" + "---:|" * len(order)]
     rows = [("overall", "mtbench/score"), ("turn 1", "mtbench/turn1"), ("turn 2", "mtbench/turn2")]
     rows += [(c, f"mtbench/category/{c}") for c in cats]
-    rows += [("invalid judgements", "mtbench/invalid")]
     for label, key in rows:
         lines.append(f"| {label} | " + " | ".join(cell(m, key) for m in order) + " |")
+    plain = [("invalid judgements", "mtbench/invalid"), ("answer words (mean)", "answers/mean_words"),
+             ("answers cut at max_new_tokens", "answers/truncated")]
+    for label, key in plain:
+        if any(key in results[m] for m in order):
+            lines.append(f"| {label} | " + " | ".join("-" if key not in results[m] else f"{results[m][key]:.4g}"
+                                                      for m in order) + " |")
+    diffs = sorted({k.split("/")[1] for m in order for k in results[m] if k.startswith("diff/")})
+    for ref in diffs:
+        lines += ["", f"## Differences against {ref} (per question, paired 95 % bootstrap)", "",
+                  "| model | difference | 95 % interval | questions |", "|---|---:|---:|---:|"]
+        for m in order:
+            r, p = results[m], f"diff/{ref}/"
+            if p + "score" in r:
+                lines.append(f"| {m} | {r[p + 'score']:+.2f} | [{r[p + 'low']:+.2f}, {r[p + 'high']:+.2f}] | "
+                             f"{r[p + 'n']:.0f} |")
     if chart:
         lines += ["", f"![categories]({chart})"]
     if notes:
@@ -85,9 +147,12 @@ def radar_chart(results: dict[str, dict[str, float]], path: str | Path, *, title
     fig = plt.figure(figsize=(6, 6))
     ax = fig.add_subplot(111, polar=True)
     for m in ranking(results):
-        vals = [results[m].get(f"mtbench/category/{c}", 0.0) for c in cats] or [0.0]
-        ax.plot(angles + angles[:1], vals + vals[:1], label=f"{m} ({results[m].get('mtbench/score', 0):.2f})")
-        ax.fill(angles + angles[:1], vals + vals[:1], alpha=0.1)
+        # a category without a valid rating is a gap in the polygon, not a 0
+        vals = [results[m].get(f"mtbench/category/{c}", float("nan")) for c in cats] or [float("nan")]
+        score = results[m].get("mtbench/score")
+        ax.plot(angles + angles[:1], vals + vals[:1], label=f"{m} ({'-' if score is None else f'{score:.2f}'})")
+        if not any(math.isnan(v) for v in vals):
+            ax.fill(angles + angles[:1], vals + vals[:1], alpha=0.1)
     ax.set_xticks(angles)
     ax.set_xticklabels(cats or [""])
     ax.set_ylim(0, 10)

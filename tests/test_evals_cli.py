@@ -34,8 +34,8 @@ def test_align_eval_endpoint_oracle_and_reuse(tmp_path):
         rows = [json.loads(x) for x in (out / "judgements" / "half.jsonl").read_text().splitlines()]
         for r in rows:
             numeric = r["turn"] == 2 and any(c.isdigit() for c in r["answer"]) and not r["answer"].count(" ") > 3
-            assert r["rating"] == (3.25 if numeric else 10.0), r
-        n_wrong = sum(r["rating"] == 3.25 for r in rows)
+            assert r["score"] == (3.25 if numeric else 10.0), r
+        n_wrong = sum(r["score"] == 3.25 for r in rows)
         assert n_wrong >= 8  # add/subtract/larger/count (8 questions) always follow up numerically
         assert results["mtbench/turn2"] == (10.0 * (14 - n_wrong) + 3.25 * n_wrong) / 14
         assert main(args) == 0

@@ -47,9 +47,13 @@ def test_position_swap_rule():
     assert combine_swapped("B", "A") == "B"
     # position bias (picks slot A both times) or any error -> tie
     assert combine_swapped("A", "A") == "tie"
-    assert combine_swapped("A", "error") == "tie"
+    assert combine_swapped("A", "error") == "error" and combine_swapped("error", "B") == "error"  # dropped
     assert combine_swapped("tie", "tie") == "tie"
-    assert summarize(["A", "A", "B", "tie"]) == {"win": 2, "loss": 1, "tie": 1, "win_rate": 0.625}
+    assert summarize(["A", "A", "B", "tie"]) == {"win": 2, "loss": 1, "tie": 1, "error": 0, "valid": 4,
+                                                 "win_rate": 0.625}
+    # FastChat drops unparseable verdicts: a judge that failed everywhere has no win rate, not 0.5
+    assert summarize(["error"] * 16) == {"win": 0, "loss": 0, "tie": 0, "error": 16, "valid": 0}
+    assert summarize(["A", "error", "error", "B"])["win_rate"] == 0.5
 
 
 def test_linear_mapping_by_hand():
@@ -87,3 +91,33 @@ def test_rm_judge_scores_each_turn_with_its_conversation():
     assert responses == ["perfect", "bad"]
     assert prompts[1] == [{"role": "user", "content": "Q1"}, {"role": "assistant", "content": "perfect"},
                           {"role": "user", "content": "Q2"}]
+
+
+def test_reports_count_valid_judgements_bootstrap_and_flag_thin_models(tmp_path):
+    """A model with 1 valid judgement of 16 is flagged, not ranked first at 10.00; a category with no
+    valid rating shows `-` (and is a gap on the radar, not a 0); scores carry 95 % bootstrap intervals."""
+    from evals.bootstrap import paired_difference, question_means
+    from evals.questions import Question
+    from evals.report import aggregate, markdown_report, radar_chart, ranking
+
+    qs = [Question(i, "writing" if i < 4 else "math", ["a", "b"]) for i in range(8)]
+    good = [[7.0, 6.0], [8.0, 7.0], [6.0, 6.0], [9.0, 8.0], [5.0, 4.0], [6.0, 7.0], [7.0, 5.0], [8.0, 6.0]]
+    thin = [[10.0, -1.0]] + [[-1.0, -1.0]] * 7
+    no_math = [[6.0, 6.0]] * 4 + [[-1.0, -1.0]] * 4
+    results = {"good": aggregate(qs, good), "thin": aggregate(qs, thin), "no_math": aggregate(qs, no_math)}
+    g = results["good"]
+    assert g["mtbench/valid"] == 16 and g["mtbench/judged"] == 16 and g["mtbench/n/category/math"] == 8
+    assert g["mtbench/score_low"] < g["mtbench/score"] < g["mtbench/score_high"]
+    assert results["thin"]["mtbench/score"] == 10.0 and results["thin"]["mtbench/valid"] == 1
+    assert ranking(results)[-1] == "thin"  # flagged models go last
+    text = markdown_report(results, title="t", judge="j", n_questions=8)
+    assert "1. **good**" in text and "**thin**: not ranked, only 1 of 16 judgements valid" in text
+    math_row = next(line for line in text.splitlines() if line.startswith("| math |"))
+    assert "| - |" in math_row.replace(" (n=0)", "")  # no_math's empty category: missing, not 0
+    radar_chart(results, tmp_path / "radar.png")
+    same = paired_difference(question_means(good), question_means(good))
+    assert same == {"diff": 0.0, "low": 0.0, "high": 0.0, "n": 8.0}
+    up = paired_difference(question_means([[r + 1 for r in row] for row in good]), question_means(good))
+    assert up["diff"] == 1.0 and up["low"] == up["high"] == 1.0
+    noisy = paired_difference(question_means(good), question_means(no_math))
+    assert noisy["n"] == 4 and noisy["low"] < noisy["diff"] < noisy["high"]

@@ -117,3 +117,16 @@ def test_questions_from_a_datasets_directory(tmp_path):
     assert [(q.question_id, q.category, q.turns) for q in qs] == [(r["question_id"], r["category"], r["turns"])
                                                                    for r in rows]
     assert qs[0].reference == ["4", "6"] and qs[1].reference is None
+
+
+def test_a_reference_file_overrides_the_questions_own_reference(tmp_path):
+    """FastChat grades against reference_answer/*.jsonl, never question.jsonl's short `reference` hints."""
+    q = tmp_path / "q.jsonl"
+    q.write_text(json.dumps({"question_id": 1, "category": "math", "turns": ["2+2?", "3+3?"],
+                             "reference": ["four", "six"]}) + "\n"
+                 + json.dumps({"question_id": 2, "category": "math", "turns": ["1+1?"], "reference": ["two"]}) + "\n")
+    refs = tmp_path / "refs.jsonl"
+    refs.write_text(json.dumps({"question_id": 1, "choices": [{"index": 0, "turns": ["2+2 is 4.", "3+3 is 6."]}]})
+                    + "\n")
+    qs = load_questions(str(q), references=str(refs))
+    assert qs[0].reference == ["2+2 is 4.", "3+3 is 6."] and qs[1].reference == ["two"]

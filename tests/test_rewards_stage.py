@@ -99,8 +99,22 @@ def test_score_command(run, tmp_path, capsys):
     assert lines[0]["log_p_target"] < 0
     rb = tmp_path / "rb.jsonl"
     rb.write_text(json.dumps({"prompt": "Add 2 and 3.", "chosen": "5.", "rejected": "blorp", "subset": "hep-go"})
+                  + "\n" + json.dumps({"prompt": "Add 1 and 1.", "chosen": "2.", "rejected": "3.", "subset": "my-own"})
                   + "\n")
     assert main(["score", str(run / "rm" / "model"), "--rewardbench", str(rb)]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert set(out) == {"rewardbench/subset/hep-go", "rewardbench/Reasoning", "rewardbench/overall"}
+    assert set(out) == {"rewardbench/subset/hep-go", "rewardbench/subset/my-own", "rewardbench/Reasoning",
+                        "rewardbench/overall", "rewardbench/unsectioned"}
+    assert out["rewardbench/unsectioned"] == 1 and out["rewardbench/subset/hep-go"] in (0.0, 100.0)  # upstream's 0..100
+    # a saved copy of allenai/reward-bench keeps its split "filtered": read by default, or named
+    from datasets import Dataset, DatasetDict
+
+    rows = [json.loads(x) for x in rb.read_text().splitlines()]
+    DatasetDict({"raw": Dataset.from_list(rows[:1]), "filtered": Dataset.from_list(rows)}).save_to_disk(
+        str(tmp_path / "rb_saved"))
+    assert main(["score", str(run / "rm" / "model"), "--rewardbench", str(tmp_path / "rb_saved")]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["rewardbench/unsectioned"] == 1
+    assert main(["score", str(run / "rm" / "model"), "--rewardbench", str(tmp_path / "rb_saved"),
+                 "--rewardbench-split", "raw"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["rewardbench/unsectioned"] == 0
     assert main(["score", str(run / "rm" / "model"), str(rows), "--target", "helpfulness"]) == 2  # a bad --target: exit 2

@@ -164,3 +164,94 @@ def test_served_model_answers_like_local_and_judges(tiny_model_dir, judge_prompt
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_evaluate_keeps_the_judges_words_in_fastchats_schema(scripted_server, judge_prompts, tmp_path):
+    """Judgement rows carry the rendered judge prompt, the raw judgement and FastChat's `score`; one
+    `<judge>_single.jsonl` holds every model, read as FastChat's show_result.py reads it."""
+    import pandas as pd
+
+    from evals.pipeline import GenerationSettings, ModelUnderTest, evaluate
+
+    server, backend = scripted_server
+    # one server plays both parts: it grades judge prompts and answers a question by repeating it
+    backend.respond = lambda m: _grader(m) if "A: " in m[-1]["content"] else m[-1]["content"]
+    judge = LLMJudge(ChatEndpoint(server.base_url, "judge"), judge_prompts)
+    qs = [Question(1, "writing", ["Write good.", "Again."]), Question(2, "stem", ["Say weird."])]
+    models = [ModelUnderTest(n, endpoint=ChatEndpoint(server.base_url, "judge")) for n in ("m1", "m2")]
+    evaluate(models, qs, judge, tmp_path, gen=GenerationSettings(max_new_tokens=16))
+    rows = [json.loads(x) for x in (tmp_path / "judgements" / "m1.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 and {"question_id", "model", "judge", "user_prompt", "judgment", "score", "turn",
+                               "tstamp"} <= set(rows[0])
+    first = rows[0]
+    assert first["judge"] == ["llm:judge", "single-v1"] and first["user_prompt"].startswith("Q: Write good.")
+    assert first["judgment"] == _grader([{"content": first["user_prompt"]}])  # the judge's reply, verbatim
+    assert rows[1]["judge"][1] == "single-v1-multi-turn"
+    df = pd.read_json(tmp_path / "judgements" / "llm_judge_single.jsonl", lines=True)  # show_result.py's read
+    df = df[["model", "score", "turn"]]
+    df = df[df["score"] != -1]
+    assert set(df["model"]) == {"m1", "m2"} and len(df.groupby(["model", "turn"]).mean()) == 4
+
+
+def test_pairwise_errors_are_dropped_and_counted(judge_prompts, tmp_path):
+    """A judge that never gives a verdict: no win rate (FastChat drops errors), not 0.5 from 16 'ties'."""
+    from evals.pipeline import ModelUnderTest, evaluate
+
+    backend = ScriptedBackend(lambda m: "I cannot decide." if "\nB: " in m[-1]["content"]
+                              else "[[5]]" if "A: " in m[-1]["content"] else "an answer")
+    server = ChatServer(backend, "127.0.0.1", 0)
+    server.start_background()
+    try:
+        judge = LLMJudge(ChatEndpoint(server.base_url, "j"), judge_prompts)
+        qs = [Question(i, "writing", ["Write."]) for i in range(4)]
+        models = [ModelUnderTest(n, endpoint=ChatEndpoint(server.base_url, "j")) for n in ("a", "b")]
+        results = evaluate(models, qs, judge, tmp_path, pairwise_baseline="b")
+        assert results["a"]["pairwise/b/error"] == 4 and results["a"]["pairwise/b/valid"] == 0
+        assert "pairwise/b/win_rate" not in results["a"]
+        assert "no valid verdict" in (tmp_path / "report.md").read_text()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_answers_use_fastchats_per_category_temperatures():
+    from evals.answers import fastchat_temperature
+    from evals.pipeline import GenerationSettings
+
+    class Recorder:
+        def __init__(self):
+            self.calls = []
+
+        def complete(self, conversations, *, temperature):
+            self.calls.append((temperature, len(conversations)))
+            return ["answer"] * len(conversations)
+
+    qs = [Question(1, "writing", ["a", "b"]), Question(2, "math", ["c", "d"]), Question(3, "stem", ["e"]),
+          Question(4, "my-own", ["f"])]
+    rec = Recorder()
+    answers = generate_answers(qs, rec, GenerationSettings().temperature_for)
+    assert answers == [["answer", "answer"], ["answer", "answer"], ["answer"], ["answer"]]
+    assert rec.calls == [(0.0, 1), (0.1, 1), (0.7, 2), (0.0, 1), (0.7, 1)]  # turn 1 by temperature, then turn 2
+    assert [fastchat_temperature(c) for c in ("roleplay", "extraction", "humanities", "coding")] == [0.7, 0, 0.1, 0]
+    assert GenerationSettings().max_new_tokens == 1024 and GenerationSettings(temperature=0.0).temperature_for(qs[0]) == 0
+
+
+def test_a_slow_judge_makes_the_run_slower_not_fail():
+    """A server that answers one request at a time, slower than the client's timeout allows for
+    four queued requests: timed-out requests come back with a longer timeout and fewer in flight."""
+    import time as _time
+
+    def slow(messages):
+        _time.sleep(0.3)
+        return "[[7]]"
+
+    server = ChatServer(ScriptedBackend(slow), "127.0.0.1", 0)
+    server.start_background()
+    try:
+        ep = ChatEndpoint(server.base_url, "j", timeout=0.5, retries=4, backoff=0.01, concurrency=4)
+        convs = [[{"role": "user", "content": f"q{i}"}] for i in range(6)]
+        assert ep.chat_many(convs) == ["[[7]]"] * 6
+        assert ep._limit < 4  # it slowed down
+    finally:
+        server.shutdown()
+        server.server_close()

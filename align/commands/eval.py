@@ -36,8 +36,13 @@ def add_parser(sub) -> None:
     p.add_argument("--judge-model", help="--judge llm: judge model name")
     p.add_argument("--judge-key-env", help="--judge llm: environment variable holding the judge's API key")
     p.add_argument("--judge-prompts", default="mt_bench", help="--judge llm: judge-prompt JSONL (default: MT-Bench's)")
-    p.add_argument("--concurrency", type=int, default=4, help="requests in flight per endpoint")
-    p.add_argument("--max-new-tokens", type=int, default=256, help="tokens per answer turn")
+    p.add_argument("--concurrency", type=int, default=4, help="requests in flight per endpoint (halved on a timeout)")
+    p.add_argument("--timeout", type=float, default=300.0,
+                   help="seconds per request; a timed-out request is retried with twice as long")
+    p.add_argument("--retries", type=int, default=4, help="retries of a failed request (exponential backoff)")
+    p.add_argument("--max-new-tokens", type=int, default=1024, help="tokens per answer turn (FastChat: 1024)")
+    p.add_argument("--temperature", default="fastchat",
+                   help="answer temperature: fastchat (FastChat's per-category table, the default) or a number (0: greedy)")
     p.add_argument("--batch-size", type=int, default=16, help="conversations per generation batch (local)")
     p.add_argument("--steered", action="append", default=[], metavar="NAME",
                    help="a SteerLM model (by NAME): answers behind the paper's attribute labels (repeatable)")
@@ -72,7 +77,7 @@ def run(args) -> int:
         models.append(ModelUnderTest(name, path=path, prompt_suffix=suffix if name in args.steered else ""))
     if args.endpoint:
         ep = EndpointSpec(base_url=args.endpoint, model=args.endpoint_model, api_key_env=args.endpoint_key_env,
-                          concurrency=args.concurrency)
+                          concurrency=args.concurrency, timeout=args.timeout, retries=args.retries)
         models.append(ModelUnderTest(args.endpoint_model, endpoint=ep.client()))
     if not models:
         raise ConfigError(["give --model PATH (repeatable) or --endpoint URL"], "align eval")
@@ -81,16 +86,33 @@ def run(args) -> int:
             kind={"rm": "reward_model"}.get(args.judge, args.judge), reward_model=args.reward_model,
             weights=args.weights, prompts=args.judge_prompts,
             endpoint=EndpointSpec(base_url=args.judge_url, model=args.judge_model, api_key_env=args.judge_key_env,
-                                  concurrency=args.concurrency) if args.judge == "llm" and args.judge_url else None)
+                                  concurrency=args.concurrency, timeout=args.timeout, retries=args.retries)
+            if args.judge == "llm" and args.judge_url else None)
     except ValueError as exc:
         raise ConfigError([str(exc)], "align eval") from exc
     questions = load_questions(args.questions, references=args.references, split=args.split)
     if args.max_questions:
         questions = questions[: args.max_questions]
     results = evaluate(models, questions, build_judge(judge_cfg), args.out, reuse_answers=not args.regenerate,
-                       gen=GenerationSettings(args.max_new_tokens, 0.0, args.batch_size), title=args.title,
-                       pairwise_baseline=args.pairwise)
+                       gen=GenerationSettings(args.max_new_tokens, _temperature(args.temperature), args.batch_size),
+                       title=args.title, pairwise_baseline=args.pairwise,
+                       references=args.references or ("mt_bench/reference_answer/gpt-4.jsonl"
+                                                      if args.questions == "mt_bench" else None))
     for name, r in results.items():
         print(f"{name}: mtbench/score {r.get('mtbench/score', float('nan')):.2f}")
     print(f"report: {Path(args.out) / 'report.md'}")
     return 0
+
+
+def _temperature(text: str) -> float | str:
+    from align.errors import ConfigError
+
+    if text == "fastchat":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value < float("inf"):
+        raise ConfigError(f"--temperature: expected 'fastchat' or a number >= 0, got {text!r}")
+    return value

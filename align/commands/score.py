@@ -32,6 +32,8 @@ def add_parser(sub) -> None:
     p.add_argument("--standardize", action="store_true", help="standardise the scalar with the stored mean/std")
     p.add_argument("--target", help="attribute target for log P(a|x,y), e.g. helpfulness=4,verbosity=2")
     p.add_argument("--rewardbench", metavar="FILE", help="RewardBench-format pairs: print subset/section scores")
+    p.add_argument("--rewardbench-split", metavar="SPLIT",
+                   help="split of a saved dataset or hub id (default: filtered, as upstream, when present)")
     p.add_argument("--batch-size", type=int, default=32, help="sequences per forward pass")
     p.add_argument("--max-length", type=int, default=1024, help="tokens kept per sequence (start cut)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
@@ -103,7 +105,8 @@ def run(args) -> int:
         if args.rewardbench:
             from rewards.rewardbench import load_rewardbench, score_rewardbench
 
-            print(json.dumps(score_rewardbench(scorer, load_rewardbench(args.rewardbench), weights)), file=out)
+            rows = load_rewardbench(args.rewardbench, args.rewardbench_split)
+            print(json.dumps(score_rewardbench(scorer, rows, weights)), file=out)
         if args.data:
             prompts, responses = _rows(args.data)
             pred = scorer.predict(prompts, responses)

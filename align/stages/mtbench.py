@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from align.config.base import Ref, StrictModel
 from align.errors import DataError
@@ -31,7 +31,8 @@ class EndpointSpec(StrictModel):
     api_key_env: str | None = Field(None, description="Name of the environment variable holding the API key.")
     concurrency: int = Field(4, ge=1, description="Requests in flight at once.")
     retries: int = Field(4, ge=0, description="Retries of a failed request (exponential backoff).")
-    timeout: float = Field(120.0, gt=0, description="Seconds per request.")
+    timeout: float = Field(300.0, gt=0, description="Seconds per request; a request that times out is retried with "
+                                                    "twice as long and fewer requests in flight.")
 
     def client(self):
         from evals.openai_client import ChatEndpoint
@@ -69,9 +70,20 @@ class JudgeConfig(StrictModel):
 class GenerationConfig(StrictModel):
     """How the models under test answer."""
 
-    max_new_tokens: int = Field(256, ge=1, description="Tokens per answer turn.")
-    temperature: float = Field(0.0, ge=0, description="0: greedy.")
+    max_new_tokens: int = Field(1024, ge=1, description="Tokens per answer turn (FastChat: 1024; capped at what the "
+                                                        "model's positions leave after the prompt).")
+    temperature: float | Literal["fastchat"] = Field(
+        "fastchat", description="fastchat: FastChat's per-category temperatures (0.7 writing/roleplay, 0.1 stem/"
+                                "humanities, 0 math/coding/reasoning/extraction, 0.7 other categories); a number: "
+                                "every category (0: greedy).")
     batch_size: int = Field(16, ge=1, description="Conversations per generation batch (local models).")
+
+    @field_validator("temperature")
+    @classmethod
+    def _non_negative(cls, value):
+        if value != "fastchat" and value < 0:
+            raise ValueError(f"must be >= 0 or 'fastchat', got {value}")
+        return value
 
 
 class HeldoutConfig(StrictModel):
