@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Protocol
 
 from align.errors import DataError
