@@ -37,6 +37,14 @@ def generate(model, tokenizer, prompts: list[list[dict]], sampling: SamplingConf
     KV cache efficiently; results come back in the input order. `prompt_suffix` is text
     appended after the generation prompt (SteerLM puts the attribute string there).
     """
+    rows = generate_tokens(model, tokenizer, prompts, sampling, seed=seed, prompt_suffix=prompt_suffix)
+    return [[text.strip() for text in tokenizer.batch_decode(choices, skip_special_tokens=True)] for choices in rows]
+
+
+def generate_tokens(model, tokenizer, prompts: list[list[dict]], sampling: SamplingConfig | None = None,
+                    *, seed: int | None = None, prompt_suffix: str = "") -> list[list[list[int]]]:
+    """`generate` as token ids: for each prompt, `n` lists of new tokens (an EOS, when the row
+    emitted one, included), so callers can count tokens and tell a finished answer from a cut one."""
     import torch
 
     s = sampling or SamplingConfig()
@@ -44,7 +52,7 @@ def generate(model, tokenizer, prompts: list[list[dict]], sampling: SamplingConf
     texts = [render(tokenizer, p, add_generation_prompt=True) + prompt_suffix for p in prompts]
     encoded = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
-    out: list[list[str]] = [[] for _ in prompts]
+    out: list[list[list[int]]] = [[] for _ in prompts]
     was_training = model.training
     model.eval()
     gen_kwargs = dict(max_new_tokens=s.max_new_tokens, num_return_sequences=s.n, pad_token_id=tokenizer.pad_token_id)
@@ -76,9 +84,8 @@ def generate(model, tokenizer, prompts: list[list[dict]], sampling: SamplingConf
                     with torch.no_grad():
                         seqs = model.generate(input_ids=ids, attention_mask=mask, **gen_kwargs)
                     new_rows = seqs[:, ids.shape[1]:].tolist()
-                decoded = tokenizer.batch_decode(new_rows, skip_special_tokens=True)
-                for row, text in enumerate(decoded):
-                    out[batch[row // s.n]].append(text.strip())
+                for row, new in enumerate(new_rows):
+                    out[batch[row // s.n]].append(list(new))
     finally:
         model.train(was_training)
     return out

@@ -22,16 +22,24 @@ PROMPTS = [{"name": n, "system_prompt": "Grade.", "prompt_template": t, "output_
 
 
 class _Slow:
-    """A judge with a fixed latency per request (the server is threaded; the backend call is not locked here)."""
+    """A judge with a fixed latency per call, however many requests the server batches into it
+    (a remote API serves concurrent requests in parallel)."""
 
     name = "slow-judge"
+    context_length = None
 
     def __init__(self, latency: float):
         self.latency = latency
 
-    def reply(self, messages, *, max_tokens, temperature, top_p, n):
+    def count_tokens(self, messages):
+        return 1
+
+    def run(self, jobs):
+        from evals.server import Choice
+
         time.sleep(self.latency)
-        return ["Rating: [[7]]"] * n
+        for job in jobs:
+            job.choices = [Choice("Rating: [[7]]", "stop", 3)] * job.n
 
 
 def main() -> None:
@@ -62,7 +70,7 @@ def main() -> None:
     try:
         timings = {}
         for label, conc in (("baseline (1 in flight)", 1), (f"ours ({args.concurrency} in flight)", args.concurrency)):
-            judge = LLMJudge(ChatEndpoint(server.base_url, "j", concurrency=conc), prompts)
+            judge = LLMJudge(ChatEndpoint(server.base_url, "slow-judge", concurrency=conc), prompts)
             t0 = time.perf_counter()
             ratings = judge.score(qs, answers)
             dt = time.perf_counter() - t0

@@ -99,7 +99,10 @@ class EndpointChatModel:
         self.endpoint, self.max_new_tokens = endpoint, max_new_tokens
 
     def complete(self, conversations: list[list[dict]], *, temperature: float = 0.0) -> list[str]:
-        return self.endpoint.chat_many(conversations, temperature=temperature, max_tokens=self.max_new_tokens)
+        # a conversation longer than the served model's context gets an empty answer (logged), as a local
+        # model's capped budget would leave it
+        return self.endpoint.chat_many(conversations, temperature=temperature, max_tokens=self.max_new_tokens,
+                                       refused_as="")
 
 
 def conversation(question: Question, answers: list[str], turn: int) -> list[dict]:

@@ -75,7 +75,8 @@ class LLMJudge:
     def score(self, questions, answers):
         items = _turn_items(questions, answers)
         convs = [self.messages(questions[i], answers[i], t) for i, t in items]
-        self.raw = self.endpoint.chat_many(convs, temperature=0.0, max_tokens=self.max_tokens)
+        # a judge prompt longer than the judge's context is an unparseable judgement, not a failed run
+        self.raw = self.endpoint.chat_many(convs, temperature=0.0, max_tokens=self.max_tokens, refused_as="")
         flat = [parse_rating(r) for r in self.raw]
         bad = sum(s == INVALID for s in flat)
         if bad:

@@ -22,7 +22,12 @@ RETRY_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
 
 
 class EndpointError(AlignError):
-    """The endpoint failed after every retry (or refused the request outright)."""
+    """The endpoint failed after every retry (or refused the request outright). `code` is the
+    OpenAI error code of a refusal (e.g. "context_length_exceeded"), when the server gave one."""
+
+    def __init__(self, message: str, code: str | None = None):
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass
@@ -93,7 +98,8 @@ class ChatEndpoint:
                 return data["choices"][0]["message"]["content"] or ""
             except urllib.error.HTTPError as exc:
                 if exc.code not in RETRY_STATUS or attempt == self.retries:
-                    raise EndpointError(f"{self._url()}: HTTP {exc.code} {exc.reason}") from exc
+                    message, code = _error_body(exc)
+                    raise EndpointError(f"{self._url()}: HTTP {exc.code} {exc.reason}{message}", code) from exc
                 reason = f"HTTP {exc.code}"
             except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
                 timed_out = isinstance(exc, TimeoutError) or isinstance(getattr(exc, "reason", None), TimeoutError)
@@ -114,7 +120,36 @@ class ChatEndpoint:
             delay *= 2
         raise AssertionError("unreachable")
 
-    def chat_many(self, conversations: list[list[dict]], **kwargs) -> list[str]:
-        """`chat` over many conversations, at most `concurrency` requests in flight, order kept."""
+    def chat_many(self, conversations: list[list[dict]], *, refused_as: str | None = None, **kwargs) -> list[str]:
+        """`chat` over many conversations, at most `concurrency` requests in flight, order kept.
+
+        `refused_as`: the reply to use for a conversation the endpoint refuses because it does not
+        fit the model's context (`context_length_exceeded`), instead of failing the whole run; each
+        is logged. Other errors still raise.
+        """
+        refused = []
+
+        def one(messages):
+            try:
+                return self.chat(messages, **kwargs)
+            except EndpointError as exc:
+                if refused_as is None or exc.code != "context_length_exceeded":
+                    raise
+                refused.append(str(exc))
+                return refused_as
+
         with ThreadPoolExecutor(max_workers=max(1, self.concurrency)) as pool:
-            return list(pool.map(lambda m: self.chat(m, **kwargs), conversations))
+            out = list(pool.map(one, conversations))
+        if refused:
+            log.warning("%s: %d of %d requests do not fit the model's context (%s)", self._url(), len(refused),
+                        len(conversations), refused[0].split(": ", 2)[-1][:160])
+        return out
+
+
+def _error_body(exc: urllib.error.HTTPError) -> tuple[str, str | None]:
+    """(': <message>', code) from an OpenAI-shaped error body, if there is one."""
+    try:
+        error = json.loads(exc.read().decode("utf-8"))["error"]
+        return f": {error['message']}", error.get("code")
+    except Exception:  # no body, not JSON, another shape
+        return "", None

@@ -38,7 +38,7 @@ def llm_pairwise(judge, questions, answers_a, answers_b) -> list[str]:
         for first, second in ((answers_a[i], answers_b[i]), (answers_b[i], answers_a[i])):
             name, fields = pair_fields(questions[i], first, second, t)
             convs.append(judge.prompts[name].render(**fields))
-    raw = judge.endpoint.chat_many(convs, temperature=0.0, max_tokens=judge.max_tokens)
+    raw = judge.endpoint.chat_many(convs, temperature=0.0, max_tokens=judge.max_tokens, refused_as="")
     return [combine_swapped(parse_verdict(raw[2 * k]), parse_verdict(raw[2 * k + 1])) for k in range(len(items))]
 
 

@@ -69,7 +69,7 @@ def test_llm_judge_over_http(scripted_server, judge_prompts):
 
 
 def test_retries_with_backoff_then_fail(judge_prompts):
-    backend = ScriptedBackend(_grader, fail_first=2)
+    backend = ScriptedBackend(_grader, name="judge", fail_first=2)
     server = ChatServer(backend, "127.0.0.1", 0)
     server.start_background()
     try:
@@ -113,7 +113,7 @@ def test_openai_wire_format(scripted_server):
 
 def test_pairwise_position_swap_over_http(judge_prompts):
     # A judge with position bias: always prefers the answer shown first -> every verdict is a tie.
-    backend = ScriptedBackend(lambda m: "[[A]]")
+    backend = ScriptedBackend(lambda m: "[[A]]", name="j")
     server = ChatServer(backend, "127.0.0.1", 0)
     server.start_background()
     try:
@@ -198,7 +198,7 @@ def test_pairwise_errors_are_dropped_and_counted(judge_prompts, tmp_path):
     from evals.pipeline import ModelUnderTest, evaluate
 
     backend = ScriptedBackend(lambda m: "I cannot decide." if "\nB: " in m[-1]["content"]
-                              else "[[5]]" if "A: " in m[-1]["content"] else "an answer")
+                              else "[[5]]" if "A: " in m[-1]["content"] else "an answer", name="j")
     server = ChatServer(backend, "127.0.0.1", 0)
     server.start_background()
     try:
@@ -245,7 +245,7 @@ def test_a_slow_judge_makes_the_run_slower_not_fail():
         _time.sleep(0.3)
         return "[[7]]"
 
-    server = ChatServer(ScriptedBackend(slow), "127.0.0.1", 0)
+    server = ChatServer(ScriptedBackend(slow, name="j"), "127.0.0.1", 0)
     server.start_background()
     try:
         ep = ChatEndpoint(server.base_url, "j", timeout=0.5, retries=4, backoff=0.01, concurrency=4)

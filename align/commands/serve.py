@@ -7,8 +7,9 @@ import argparse
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "serve", help="serve a model over an OpenAI-compatible /v1/chat/completions",
-        description="Serve MODEL (a model dir, hub id or .gguf) at http://HOST:PORT/v1 "
-                    "(POST /v1/chat/completions, GET /v1/models). No streaming; one generation at a time.\n\n"
+        description="Serve MODEL (a model dir, hub id or .gguf) at http://HOST:PORT/v1 with OpenAI's chat-completions "
+                    "API (POST /v1/chat/completions with usage, finish_reason, stop, seed, n and SSE streaming; "
+                    "GET /v1/models). Requests that arrive together are decoded as one batch.\n\n"
                     "example:\n  align serve runs/quickstart/sft/model --port 8000\n"
                     "  curl http://127.0.0.1:8000/v1/chat/completions -d "
                     "'{\"model\": \"sft\", \"messages\": [{\"role\": \"user\", \"content\": \"Add 2 and 3.\"}]}'",
@@ -18,16 +19,26 @@ def add_parser(sub) -> None:
     p.add_argument("--port", type=int, default=8000, help="port (0: any free port)")
     p.add_argument("--name", help="model name reported by /v1/models (default: the directory name)")
     p.add_argument("--max-tokens", type=int, default=512, help="cap on max_tokens per request")
+    p.add_argument("--max-batch", type=int, default=32, help="answers decoded together at most")
+    p.add_argument("--batch-wait", type=float, default=0.02, help="seconds to wait for more requests to batch")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: the cores this process may use)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     import logging
+    import os
+
+    import torch
 
     from evals.server import ChatServer, LocalModelBackend
 
-    backend = LocalModelBackend.load(args.model, args.name)
-    server = ChatServer(backend, args.host, args.port, max_tokens=args.max_tokens)
+    # One worker thread decodes; torch's pool gets the cores (left to itself on a busy machine it
+    # can oversubscribe them and run several times slower).
+    torch.set_num_threads(args.threads or max(1, len(os.sched_getaffinity(0))))
+    backend = LocalModelBackend.load(args.model, args.name, batch_size=args.max_batch)
+    server = ChatServer(backend, args.host, args.port, max_tokens=args.max_tokens, max_batch=args.max_batch,
+                        batch_wait_s=args.batch_wait)
     logging.getLogger("align").info("serving %s at %s", backend.name, server.base_url)
     print(f"serving {backend.name} at {server.base_url}", flush=True)
     try:
