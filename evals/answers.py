@@ -61,6 +61,7 @@ class LocalChatModel:
         self.model, self.tokenizer, self.seed, self.prompt_suffix = model, tokenizer, seed, prompt_suffix
         self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
         self.truncated = 0  # answers that used the whole token budget, over every `complete` call
+        self.too_long = 0  # prompts that left no room for an answer
 
     @classmethod
     def load(cls, path: str, **kwargs) -> LocalChatModel:
@@ -71,25 +72,38 @@ class LocalChatModel:
         return cls(model, tok, **kwargs)
 
     def complete(self, conversations: list[list[dict]], *, temperature: float = 0.0) -> list[str]:
+        """One answer per conversation. Each gets the token budget its prompt leaves in the model's
+        positions (at most max_new_tokens); a prompt that fills them gets an empty answer (counted in
+        `too_long`, logged), never a decode past the model's positions."""
         from align.chat import render
         from align.generation import SamplingConfig, generate
 
-        # Never past the model's positions: the longest prompt leaves room for this many new tokens.
         limit = getattr(self.model.config, "max_position_embeddings", None)
-        room = self.max_new_tokens
-        if limit:
-            longest = max(len(self.tokenizer(render(self.tokenizer, c, add_generation_prompt=True) + self.prompt_suffix,
-                                             add_special_tokens=False)["input_ids"]) for c in conversations)
-            room = max(1, min(room, limit - longest))
-            if room < self.max_new_tokens:
-                log.warning("answers capped at %d new tokens: the model has %d positions and the longest prompt "
-                            "takes %d", room, limit, longest)
-        sampling = SamplingConfig(max_new_tokens=room, temperature=temperature, batch_size=self.batch_size)
-        texts = [o[0] for o in generate(self.model, self.tokenizer, conversations, sampling, seed=self.seed,
-                                        prompt_suffix=self.prompt_suffix)]
-        # an answer as long as the budget was cut (it did not end on its own)
-        self.truncated += sum(len(self.tokenizer(t, add_special_tokens=False)["input_ids"]) >= room for t in texts)
-        return texts
+        budgets = []
+        for c in conversations:
+            if not limit:
+                budgets.append(self.max_new_tokens)
+                continue
+            used = len(self.tokenizer(render(self.tokenizer, c, add_generation_prompt=True) + self.prompt_suffix,
+                                      add_special_tokens=False)["input_ids"])
+            budgets.append(max(0, min(self.max_new_tokens, limit - used)))
+        out = [""] * len(conversations)
+        too_long = budgets.count(0)
+        if too_long:
+            self.too_long += too_long
+            log.warning("%d of %d prompts fill the model's %d positions: their answers are empty", too_long,
+                        len(conversations), limit)
+        for budget in sorted(set(budgets) - {0}):  # one batch per budget (most prompts share the full one)
+            idx = [i for i, b in enumerate(budgets) if b == budget]
+            sampling = SamplingConfig(max_new_tokens=budget, temperature=temperature, batch_size=self.batch_size)
+            texts = [o[0] for o in generate(self.model, self.tokenizer, [conversations[i] for i in idx], sampling,
+                                            seed=self.seed, prompt_suffix=self.prompt_suffix)]
+            # an answer as long as its budget was cut (it did not end on its own)
+            self.truncated += sum(len(self.tokenizer(t, add_special_tokens=False)["input_ids"]) >= budget
+                                  for t in texts)
+            for i, t in zip(idx, texts):
+                out[i] = t
+        return out
 
 
 class EndpointChatModel:

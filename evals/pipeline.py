@@ -84,6 +84,7 @@ def answers_for(m: ModelUnderTest, questions, gen: GenerationSettings, path: Pat
     answers = generate_answers(questions, chat, gen.temperature_for)
     if stats is not None and hasattr(chat, "truncated"):
         stats["answers/truncated"] = float(chat.truncated)
+        stats["answers/prompt_too_long"] = float(chat.too_long)
     save_answers(path, m.name, questions, answers)
     del chat
     gc.collect()

@@ -65,8 +65,14 @@ def per_question_rows(model: str, questions: list[Question], answers, ratings, *
 
 
 def categories_of(results: dict[str, dict[str, float]]) -> list[str]:
-    pre = "mtbench/category/"
-    return sorted({k[len(pre):] for m in results.values() for k in m if k.startswith(pre)})
+    """Every category judged, including those without a valid rating (their count key says so)."""
+    out = set()
+    for m in results.values():
+        for k in m:
+            for pre in ("mtbench/category/", "mtbench/n/category/"):
+                if k.startswith(pre):
+                    out.add(k[len(pre):])
+    return sorted(out)
 
 
 def ranking(results: dict[str, dict[str, float]]) -> list[str]:
@@ -112,7 +118,8 @@ def markdown_report(results: dict[str, dict[str, float]], *, title: str, judge: 
     for label, key in rows:
         lines.append(f"| {label} | " + " | ".join(cell(m, key) for m in order) + " |")
     plain = [("invalid judgements", "mtbench/invalid"), ("answer words (mean)", "answers/mean_words"),
-             ("answers cut at max_new_tokens", "answers/truncated")]
+             ("answers cut at max_new_tokens", "answers/truncated"),
+             ("prompts too long to answer", "answers/prompt_too_long")]
     for label, key in plain:
         if any(key in results[m] for m in order):
             lines.append(f"| {label} | " + " | ".join("-" if key not in results[m] else f"{results[m][key]:.4g}"

@@ -99,7 +99,9 @@ def run(args) -> int:
                        references=args.references or ("mt_bench/reference_answer/gpt-4.jsonl"
                                                       if args.questions == "mt_bench" else None))
     for name, r in results.items():
-        print(f"{name}: mtbench/score {r.get('mtbench/score', float('nan')):.2f}")
+        score = r.get("mtbench/score")
+        print(f"{name}: mtbench/score {'-' if score is None else f'{score:.2f}'} "
+              f"({r.get('mtbench/valid', 0):.0f} of {r.get('mtbench/judged', 0):.0f} judgements valid)")
     print(f"report: {Path(args.out) / 'report.md'}")
     return 0
 
