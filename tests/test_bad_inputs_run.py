@@ -276,3 +276,11 @@ def test_command_errors(trained, world_dir, tmp_path, capsys, argv, code, fragme
     err = capsys.readouterr().err
     assert fragment in err and "Traceback" not in err, err
     assert len(err.strip().splitlines()) <= 3, f"the message is spread over lines: {err}"
+
+
+def test_merge_keys_may_override_but_plain_duplicates_may_not():
+    from align.yaml_strict import safe_load_unique
+
+    assert safe_load_unique("b: &b {x: 1, y: 2}\nc:\n  <<: *b\n  y: 3\n")["c"] == {"x": 1, "y": 3}
+    with pytest.raises(yaml.YAMLError, match="duplicate key 'y'"):
+        safe_load_unique("c:\n  y: 1\n  y: 2\n")

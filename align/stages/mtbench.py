@@ -263,7 +263,7 @@ def _world_suite_fallback(ctx, head):
     """A world stage finished before it wrote the suite: build it now, the same way (same seed)."""
     import json
 
-    from align.stages.world import write_world_mtbench
+    from align.world.layout import write_world_mtbench
 
     world_dir = ctx.stage_dir(head)
     seed = json.loads((world_dir / "world.json").read_text())["seed"]

@@ -102,9 +102,12 @@ class PPOStage(Stage):
 
         from align.data import load_prompts
         from align.distributed import process_state
-        from align.evaluation import StageEvaluator
+        from align.evaluation import (
+            StageEvaluator,
+            policy_sample_metrics,
+            reference_for_eval,
+        )
         from align.models import load_model, save_model
-        from align.stages.dpo import policy_sample_metrics, reference_for_eval
         from align.trainers.ppo import PPOSettings, PPOTrainer
 
         process_state()  # before any model is placed: fixes the backend and this process's device

@@ -30,9 +30,14 @@ from pydantic import Field, field_validator, model_validator
 from align.config.base import OracleEvalConfig, Ref, StrictModel, TrainConfig
 from align.io_utils import read_jsonl, write_jsonl
 from align.stages.base import Stage, StageConfig, local_file, register_stage
-from align.stages.steerability import SteerEvalConfig, load_eval_prompts, load_scorer, steer_metrics
-from align.stages.steerlm_sft import PAPER_TARGET
 from align.steerlm.labels import DEFAULT_MARKER, attribute_prefix, format_label
+from align.steerlm.steer_eval import (
+    PAPER_TARGET,
+    SteerEvalConfig,
+    load_eval_prompts,
+    load_scorer,
+    steer_metrics,
+)
 
 log = logging.getLogger("align")
 
@@ -210,7 +215,11 @@ class SteerLM2Stage(Stage):
 
         from align.steerlm.labels import attribute_prefix
         from align.steerlm.sequences import tokenize_response
-        from align.steerlm.weights import effective_sample_size, kl_divergence, log_normalized_weights
+        from align.steerlm.weights import (
+            effective_sample_size,
+            kl_divergence,
+            log_normalized_weights,
+        )
         from align.trainers.steerlm2 import SampleGroup, SteerLM2Trainer
 
         rng = random.Random(ctx.seed * 1000 + k)

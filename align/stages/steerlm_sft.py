@@ -16,12 +16,17 @@ from align.attributes import ATTRIBUTES
 from align.config.base import OracleEvalConfig, Ref, TrainConfig
 from align.config.model_spec import ModelSpec
 from align.stages.base import Stage, StageConfig, local_file, register_stage
-from align.stages.steerability import SteerEvalConfig, load_eval_prompts, load_scorer, steer_metrics
 from align.steerlm.labels import DEFAULT_MARKER
+from align.steerlm.steer_eval import (
+    PAPER_TARGET,
+    SteerEvalConfig,
+    load_eval_prompts,
+    load_scorer,
+    steer_metrics,
+)
 
 log = logging.getLogger("align")
 
-PAPER_TARGET = {"helpfulness": 4, "correctness": 4, "coherence": 4, "complexity": 2, "verbosity": 2}
 
 
 class SteerLMSFTConfig(StageConfig):
@@ -88,8 +93,8 @@ class SteerLMSFTStage(Stage):
         from transformers import set_seed
 
         from align.data import load_helpsteer
-        from align.models import load_model, load_saved
         from align.evaluation import StageEvaluator
+        from align.models import load_model, load_saved
         from align.steerlm.labels import attribute_prefix, check_marker
         from align.steerlm.sequences import tokenize_response
         from align.trainers.sft import SFTTrainer

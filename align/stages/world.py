@@ -11,21 +11,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from align.stages.base import Stage, StageConfig, register_stage
-
-WORLD_OUTPUTS = {
-    "helpsteer_train": "data/helpsteer_train.jsonl",
-    "helpsteer_validation": "data/helpsteer_validation.jsonl",
-    "preference": "data/preference.jsonl",
-    "sft": "data/sft.jsonl",
-    "prompts_train": "data/prompts_train.jsonl",
-    "prompts_test": "data/prompts_test.jsonl",
-    "world_info": "world.json",
-    "tokenizer": "tokenizer",
-    # MT-Bench-format world suite (evals.world_suite): held-out 2-turn questions + oracle references
-    "mtbench_questions": "data/mtbench_questions.jsonl",
-    "mtbench_references": "data/mtbench_references.jsonl",
-}
-WORLD_SUITE_PER_CATEGORY = 10  # questions per task kind (a constant: a config field would change fingerprints)
+from align.world.layout import WORLD_OUTPUTS, write_world_mtbench
 
 
 class WorldConfig(StageConfig):
@@ -90,16 +76,3 @@ class WorldStage(Stage):
                     if isinstance(v, (int, float)) and not isinstance(v, bool):
                         metrics[f"world/{key}/{sub}"] = v
         return metrics
-
-
-def write_world_mtbench(world_dir, seed: int) -> dict:
-    """The world's MT-Bench-format suite, excluding every prompt the world trains or tests on."""
-    from align.io_utils import read_jsonl
-    from evals.world_suite import write_world_suite
-
-    seen = set()
-    for name in ("prompts_train", "prompts_test", "helpsteer_validation"):
-        seen.update(row["prompt"] for row in read_jsonl(world_dir / WORLD_OUTPUTS[name]))
-    q, r = world_dir / WORLD_OUTPUTS["mtbench_questions"], world_dir / WORLD_OUTPUTS["mtbench_references"]
-    write_world_suite(q, r, per_category=WORLD_SUITE_PER_CATEGORY, seed=seed, exclude=seen)
-    return {"mtbench_questions": q, "mtbench_references": r}
