@@ -20,6 +20,8 @@ For a small model a step costs more in allocation and bookkeeping than in arithm
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from transformers.cache_utils import DynamicCache, DynamicLayer
 
@@ -245,8 +247,13 @@ def _sdpa_full_attention(model, cache) -> bool:
 @torch.inference_mode()
 def decode_compacting(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, max_new_tokens: int,
                       eos_ids: list[int], temperature: float = 0.0, top_p: float = 1.0,
-                      generator: torch.Generator | None = None) -> list[list[int]]:
-    """New tokens for each left-padded row of `input_ids` [B, P] (EOS included when emitted)."""
+                      generator: torch.Generator | None = None,
+                      stop_row: Callable[[int], bool] | None = None) -> list[list[int]]:
+    """New tokens for each left-padded row of `input_ids` [B, P] (EOS included when emitted).
+
+    `stop_row(row)`, asked after every step, ends a row early (its tokens so far are kept): a
+    server drops the rows of a request whose client has gone, and the batch goes on without them.
+    """
     device = input_ids.device
     batch, prompt_len = input_ids.shape
     eos = set(eos_ids)
@@ -272,7 +279,7 @@ def decode_compacting(model, input_ids: torch.Tensor, attention_mask: torch.Tens
         keep = []
         for i, (row, tok) in enumerate(zip(rows, sampled)):
             results[row].append(tok)
-            if tok not in eos:
+            if tok not in eos and not (stop_row is not None and stop_row(row)):
                 keep.append(i)
         if step == max_new_tokens - 1 or not keep:
             break

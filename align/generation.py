@@ -5,6 +5,7 @@ fall back to `transformers.generate`.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from align.chat import pad_with_mask, render
@@ -42,9 +43,11 @@ def generate(model, tokenizer, prompts: list[list[dict]], sampling: SamplingConf
 
 
 def generate_tokens(model, tokenizer, prompts: list[list[dict]], sampling: SamplingConfig | None = None,
-                    *, seed: int | None = None, prompt_suffix: str = "") -> list[list[list[int]]]:
+                    *, seed: int | None = None, prompt_suffix: str = "",
+                    stop_prompt: Callable[[int], bool] | None = None) -> list[list[list[int]]]:
     """`generate` as token ids: for each prompt, `n` lists of new tokens (an EOS, when the row
-    emitted one, included), so callers can count tokens and tell a finished answer from a cut one."""
+    emitted one, included), so callers can count tokens and tell a finished answer from a cut one.
+    `stop_prompt(i)` true ends prompt i's rows early (the decode loop asks after every step)."""
     import torch
 
     s = sampling or SamplingConfig()
@@ -74,10 +77,12 @@ def generate_tokens(model, tokenizer, prompts: list[list[dict]], sampling: Sampl
                 new_rows = None
                 if compact:
                     try:
+                        stop_row = (None if stop_prompt is None else
+                                    lambda row, batch=batch: stop_prompt(batch[row // s.n]))
                         new_rows = decode_compacting(
                             model, ids.repeat_interleave(s.n, 0), mask.repeat_interleave(s.n, 0),
                             max_new_tokens=s.max_new_tokens, eos_ids=eos_ids, temperature=s.temperature,
-                            top_p=s.top_p, generator=generator)
+                            top_p=s.top_p, generator=generator, stop_row=stop_row)
                     except TypeError:
                         compact = False  # this model's cache cannot drop rows
                 if new_rows is None:

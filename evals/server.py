@@ -5,7 +5,8 @@ FastAPI (request validation, routing, SSE) on uvicorn. What is ours is the part 
 library does: dynamic batching over one model. Requests land in a queue; one worker thread
 takes whatever has arrived within `batch_wait_s` (up to `max_batch` answers), groups it by
 sampling settings, and decodes each group as one batch (`align.generation`, rows leave the
-batch as they finish). A request whose client has gone is dropped before it is decoded.
+batch as they finish). A request whose client has gone is dropped before it is decoded, and
+its rows leave a batch that is decoding at the next step.
 
 The API as OpenAI defines it for `POST /v1/chat/completions`: `model` (must be the served
 one, else 404 `model_not_found`), `messages` (text content, or a list of text parts),
@@ -28,6 +29,7 @@ import random
 import threading
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -121,6 +123,7 @@ class Job:
     choices: list[Choice] = field(default_factory=list)
     error: str | None = None
     cancelled: bool = False
+    decoded_tokens: int = 0  # tokens the model produced for this job (fewer than asked when cancelled)
     done: threading.Event = field(default_factory=threading.Event)
 
     def key(self) -> tuple:
@@ -176,15 +179,19 @@ class LocalModelBackend:
 
         first = jobs[0]
         prompts = [j.messages for j in jobs for _ in range(j.n)]  # n choices: the prompt n times, one row each
+        owner = [j for j in jobs for _ in range(j.n)]
         sampling = SamplingConfig(max_new_tokens=max(j.max_tokens for j in jobs), temperature=first.temperature,
                                   top_p=first.top_p, n=1, batch_size=self.batch_size)
         # no seed: a fresh one per batch (samples differ between calls); a seed: the same answer each time
         seed = first.seed if first.seed is not None else random.getrandbits(63)
-        rows = iter(generate_tokens(self.model, self.tokenizer, prompts, sampling, seed=seed))
+        # a request whose client has gone leaves the batch at the next step
+        rows = iter(generate_tokens(self.model, self.tokenizer, prompts, sampling, seed=seed,
+                                    stop_prompt=lambda i: owner[i].cancelled))
         eos = set(_eos_ids(self.model, self.tokenizer))
         for job in jobs:
             for _ in range(job.n):
                 ids = next(rows)[0]
+                job.decoded_tokens += len(ids)
                 end = next((k for k, t in enumerate(ids) if t in eos), None)
                 finished = end is not None and end < job.max_tokens
                 ids = ids[:end] if finished else ids[: job.max_tokens]
@@ -228,6 +235,7 @@ class BatchWorker:
         self.backend, self.max_batch, self.wait_s = backend, max_batch, wait_s
         self.jobs: queue.Queue[Job | None] = queue.Queue()
         self.batches: list[int] = []  # answers per decoded batch (for tests and logs)
+        self.recent: deque[Job] = deque(maxlen=64)  # the last jobs run, cancelled ones included
         self._thread = threading.Thread(target=self._loop, daemon=True, name="align-serve-worker")
         self._thread.start()
 
@@ -271,6 +279,7 @@ class BatchWorker:
                     for j in group:
                         j.error = f"generation failed: {type(exc).__name__}: {exc}"
                 for j in group:
+                    self.recent.append(j)
                     j.done.set()
 
 

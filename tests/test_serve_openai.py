@@ -157,3 +157,34 @@ def test_a_request_whose_client_left_is_not_decoded():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_a_request_cancelled_while_decoding_leaves_its_batch(tmp_path):
+    """The client gives up while its answer is being decoded: its rows leave the batch at the next
+    step instead of running to max_tokens."""
+    from align.config.model_spec import ModelSpec, TinyModelSpec
+    from align.models import load_model, save_model
+    from align.world.generator import generate_world
+
+    paths = generate_world(tmp_path / "world", prompts=60, test_prompts=5)
+    model, tok = load_model(ModelSpec(tiny=TinyModelSpec(hidden_size=64, layers=2, heads=2, max_position_embeddings=2048),
+                                      tokenizer=str(paths["tokenizer"])), seed=0)
+    backend = LocalModelBackend.load(str(save_model(model, tok, tmp_path / "model")), "t")
+    server = ChatServer(backend, "127.0.0.1", 0, max_tokens=2000, batch_wait_s=0.0)
+    server.start_background()
+    try:
+        patient = openai.OpenAI(base_url=server.base_url, api_key="x", max_retries=0, timeout=120)
+        full = patient.chat.completions.create(model="t", messages=ASK, max_tokens=400, temperature=1.0, seed=5)
+        ran = server.worker.recent[-1].decoded_tokens  # the same seed: the same tokens, up to the cut
+        assert ran > 100  # a long random answer, so the impatient client leaves mid-decode
+        impatient = openai.OpenAI(base_url=server.base_url, api_key="x", max_retries=0, timeout=0.2)
+        with pytest.raises(openai.APITimeoutError):
+            impatient.chat.completions.create(model="t", messages=ASK, max_tokens=400, temperature=1.0, seed=5)
+        deadline = time.monotonic() + 60
+        while not (server.worker.recent and server.worker.recent[-1].cancelled) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        job = server.worker.recent[-1]
+        assert job.cancelled and 0 < job.decoded_tokens < ran and full.usage.completion_tokens <= ran
+    finally:
+        server.shutdown()
+        server.server_close()
