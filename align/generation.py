@@ -12,12 +12,20 @@ from align.chat import pad_with_mask, render
 from align.decode import decode_compacting
 
 
-def _eos_ids(model, tokenizer) -> list[int]:
+def stop_token_ids(model, tokenizer) -> list[int]:
     """Every token that ends a response: the tokenizer's eos and the model's generation eos."""
     ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
     gen_eos = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
     ids.update([gen_eos] if isinstance(gen_eos, int) else list(gen_eos or []))
     return sorted(ids)
+
+
+def split_at_eos(ids: list[int], eos_ids) -> tuple[list[int], bool]:
+    """(the tokens before the first EOS, whether there was one): an answer that ended on its own,
+    or one cut by its token budget."""
+    eos = set(eos_ids)
+    end = next((k for k, t in enumerate(ids) if t in eos), None)
+    return (ids, False) if end is None else (ids[:end], True)
 
 
 @dataclass
@@ -63,7 +71,7 @@ def generate_tokens(model, tokenizer, prompts: list[list[dict]], sampling: Sampl
         gen_kwargs.update(do_sample=True, temperature=s.temperature, top_p=s.top_p)
     else:
         gen_kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-    eos_ids = _eos_ids(model, tokenizer)
+    eos_ids = stop_token_ids(model, tokenizer)
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     compact = s.compact
     try:

@@ -45,10 +45,17 @@ def read_user_text(path: str | Path) -> str:
         raw = Path(path).read_bytes()
     except OSError as exc:
         raise DataError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
+    return decode_utf8(path, raw)
+
+
+def decode_utf8(path: str | Path, raw: bytes, lineno: int | None = None) -> str:
+    """`raw` (a whole file, or line `lineno` of one) as text; not UTF-8 is a DataError naming the line and byte."""
+    from align.errors import DataError
+
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
+        line = lineno if lineno is not None else raw.count(b"\n", 0, exc.start) + 1
         raise DataError(f"{path} line {line}: not UTF-8 text (byte {raw[exc.start:exc.start + 1]!r}); "
                         "save the file as UTF-8") from None
 

@@ -33,14 +33,23 @@ def resolve_package_path(path: str) -> str:
     return str(Path(list(spec.submodule_search_locations)[0]) / rel)
 
 
+LOCAL_SUFFIXES = (".jsonl", ".json", ".parquet", ".gguf", ".yaml", ".yml")
+
+
+def looks_local(text: str) -> bool:
+    """Whether a path-or-hub-id string can only mean a local path: absolute, ./, ~, a backslash,
+    more than owner/name, or a data or model file suffix. (`owner/name` may be either.)"""
+    return (text.startswith((".", "/", "~")) or "\\" in text or text.count("/") > 1
+            or Path(text).suffix in LOCAL_SUFFIXES)
+
+
 def check_local_model_path(value: str, what: str = "model") -> None:
     """A ConfigError for a path that is plainly local (absolute, ./, ~, or more than owner/name) and does not
     exist, before the hub client answers with a message about repo ids."""
     from align.errors import ConfigError
 
     text = str(value)
-    looks_local = text.startswith((".", "/", "~")) or text.count("/") > 1 or "\\" in text
-    if looks_local and not Path(text).expanduser().exists():
+    if looks_local(text) and not Path(text).expanduser().exists():
         raise ConfigError(f"{what} {text}: no such file or directory (expected a local model directory or a "
                           "hub id owner/name)")
 

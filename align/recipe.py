@@ -19,12 +19,11 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from align.config.base import MAX_SEED, Ref, StrictModel
 from align.config.model_spec import ModelSpec
 from align.errors import AlignError, ConfigError, DataError
-from align.models import PACKAGE_SCHEME, resolve_package_path
+from align.models import PACKAGE_SCHEME, looks_local, resolve_package_path
 from align.overrides import apply_overrides
 from align.stages import STAGE_KINDS, StageConfig
 from align.yaml_strict import safe_load_unique, yaml_problem
 
-DATA_SUFFIXES = (".jsonl", ".json", ".parquet", ".gguf", ".yaml", ".yml")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 STAGE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 
@@ -191,14 +190,6 @@ def validate_recipe(raw: dict, source: str = "recipe") -> Recipe:
         depends_on[cfg.name] = sorted(set(deps), key=lambda n: order[n])
     if problems or header is None:
         raise ConfigError(problems, source=source)
-    data_problems = [f"stages[{pos}] ({cfg.name}).{path}: {problem}" for pos, cfg in zip(positions, stages)
-                     for path, problem in _check_data_files(cfg)]
-    if not data_problems:  # every file parses: now each stage reads its own inputs as it will when it runs
-        data_problems = [f"stages[{pos}] ({cfg.name}).{path}: {problem}" for pos, cfg in zip(positions, stages)
-                         for path, problem in _run_input_checks(cfg)]
-    if data_problems:
-        raise DataError("\n".join(["data files that cannot be used (checked before any stage runs):",
-                                   *(f"  - {p}" for p in data_problems)]))
     return Recipe(
         source=source,
         run_dir=Path(header.run_dir),
@@ -314,8 +305,7 @@ def _check_path(value: str) -> str | None:
         except AlignError as exc:
             return str(exc)
     p = Path(value).expanduser()
-    looks_local = value.startswith((".", "/", "~")) or p.suffix in DATA_SUFFIXES
-    if looks_local:
+    if looks_local(value):
         return None if p.exists() else f"file not found: {value}"
     if p.exists() or HUB_ID.match(value):
         return None  # an existing path, or a hub id 'owner/name' (checked when loaded)
@@ -325,33 +315,42 @@ def _check_path(value: str) -> str | None:
 TABLE_SUFFIXES = (".jsonl", ".json", ".parquet")
 
 
-def _check_data_files(cfg: StageConfig) -> list[tuple[str, str]]:
-    """(field, problem) for every local data file the stage names that cannot be read as rows:
-    unreadable, not UTF-8, malformed JSON, no rows. A stage checks its own columns when it
-    starts, before it loads a model."""
+def check_data(recipe: Recipe) -> None:
+    """Read every local data file the recipe's stages name, once, before any stage runs: a DataError
+    listing every file that cannot be used. A field the stage kind checks itself (`input_checks`:
+    its own loader, so columns and rows too) is read that way; any other local table file must be
+    readable UTF-8 JSON/JSONL/parquet with at least one row. Called by `align run` (and its
+    --dry-run), not by `validate_recipe`: the processes a distributed stage launches load the
+    recipe again and need not read the data again."""
     from align.data.sources import load_table
 
-    out = []
-    for path, value, _marker in _ref_fields(cfg):
-        p = Path(value).expanduser()
-        if p.suffix.lower() not in TABLE_SUFFIXES or not p.exists():
-            continue
-        try:
-            if not load_table(str(p)).rows:
-                out.append((path, f"{value} has no rows"))
-        except DataError as exc:
-            out.append((path, str(exc)))
-    return out
+    problems = []
+    for pos, cfg in enumerate(recipe.stages):
+        where = f"stages[{pos}] ({cfg.name})"
+        checks = dict(STAGE_KINDS[cfg.kind].input_checks(cfg))
+        for path, value, _marker in _ref_fields(cfg):
+            p = Path(value).expanduser()
+            if path in checks or p.suffix.lower() not in TABLE_SUFFIXES or not p.exists():
+                continue
+            checks[path] = lambda p=p: load_table(str(p))
+        for path, load in checks.items():
+            try:
+                loaded = load()
+            except DataError as exc:
+                problems.append(f"{where}.{path}: {exc}")
+                continue
+            if not len(loaded.rows if hasattr(loaded, "rows") else loaded):
+                problems.append(f"{where}.{path}: {_field(cfg, path)} has no rows")
+    if problems:
+        raise DataError("\n".join(["data files that cannot be used (checked before any stage runs):",
+                                   *(f"  - {p}" for p in problems)]))
 
 
-def _run_input_checks(cfg: StageConfig) -> list[tuple[str, str]]:
-    out = []
-    for path, load in STAGE_KINDS[cfg.kind].input_checks(cfg):
-        try:
-            load()
-        except DataError as exc:
-            out.append((path, str(exc)))
-    return out
+def _field(cfg: BaseModel, path: str):
+    """The value at a dotted field path of a config (e.g. pairs.data)."""
+    for part in path.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
 
 
 def _local_paths(cfg: StageConfig) -> list[Path]:

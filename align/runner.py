@@ -30,7 +30,7 @@ from align.context import StageContext
 from align.errors import AlignError, ConfigError, TrainingError
 from align.io_utils import atomic_write_json, atomic_write_text
 from align.launch import LAUNCHED_ENV, METRICS_FILE, launch_command, needs_launch
-from align.recipe import Recipe, stage_dump
+from align.recipe import Recipe, check_data, stage_dump
 from align.run_lock import RunDirLock
 from align.stages import STAGE_KINDS
 
@@ -57,7 +57,9 @@ def _now() -> str:
 class Runner:
     """Plans (what is up to date, what must run) and runs a recipe."""
 
-    def __init__(self, recipe: Recipe, force: list[str] | None = None):
+    def __init__(self, recipe: Recipe, force: list[str] | None = None, *, check_inputs: bool = True):
+        if check_inputs:
+            check_data(recipe)  # every user data file read once, before any stage (or --dry-run plan)
         self.recipe = recipe
         self.run_dir = recipe.run_dir
         names = [s.name for s in recipe.stages]

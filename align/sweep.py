@@ -63,7 +63,9 @@ def run_sweep(path: str | Path, seeds: list[int], *, overrides: list[str] | None
     from align.runner import Runner
 
     run_dir, recipes = seed_recipes(path, seeds, overrides)
-    runners = [(seed, recipe, Runner(recipe, force=force)) for seed, recipe in recipes]
+    # the seeds differ only in `seed`: their data files are checked once, with the first
+    runners = [(seed, recipe, Runner(recipe, force=force, check_inputs=k == 0))
+               for k, (seed, recipe) in enumerate(recipes)]
     if dry_run:
         for seed, recipe, runner in runners:
             print(f"\n== seed {seed}: {recipe.run_dir}")

@@ -76,7 +76,12 @@ class LocalChatModel:
         positions (at most max_new_tokens); a prompt that fills them gets an empty answer (counted in
         `too_long`, logged), never a decode past the model's positions."""
         from align.chat import render
-        from align.generation import SamplingConfig, generate
+        from align.generation import (
+            SamplingConfig,
+            generate_tokens,
+            split_at_eos,
+            stop_token_ids,
+        )
 
         limit = getattr(self.model.config, "max_position_embeddings", None)
         budgets = []
@@ -93,16 +98,16 @@ class LocalChatModel:
             self.too_long += too_long
             log.warning("%d of %d prompts fill the model's %d positions: their answers are empty", too_long,
                         len(conversations), limit)
+        eos = stop_token_ids(self.model, self.tokenizer)
         for budget in sorted(set(budgets) - {0}):  # one batch per budget (most prompts share the full one)
             idx = [i for i, b in enumerate(budgets) if b == budget]
             sampling = SamplingConfig(max_new_tokens=budget, temperature=temperature, batch_size=self.batch_size)
-            texts = [o[0] for o in generate(self.model, self.tokenizer, [conversations[i] for i in idx], sampling,
-                                            seed=self.seed, prompt_suffix=self.prompt_suffix)]
-            # an answer as long as its budget was cut (it did not end on its own)
-            self.truncated += sum(len(self.tokenizer(t, add_special_tokens=False)["input_ids"]) >= budget
-                                  for t in texts)
-            for i, t in zip(idx, texts):
-                out[i] = t
+            rows = generate_tokens(self.model, self.tokenizer, [conversations[i] for i in idx], sampling,
+                                   seed=self.seed, prompt_suffix=self.prompt_suffix)
+            for i, choices in zip(idx, rows):
+                ids, finished = split_at_eos(choices[0], eos)
+                self.truncated += not finished  # cut by its budget rather than ended on its own
+                out[i] = self.tokenizer.decode(ids, skip_special_tokens=True).strip()
         return out
 
 

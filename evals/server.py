@@ -175,7 +175,12 @@ class LocalModelBackend:
                                   add_special_tokens=False)["input_ids"])
 
     def run(self, jobs: list[Job]) -> None:
-        from align.generation import SamplingConfig, _eos_ids, generate_tokens
+        from align.generation import (
+            SamplingConfig,
+            generate_tokens,
+            split_at_eos,
+            stop_token_ids,
+        )
 
         first = jobs[0]
         prompts = [j.messages for j in jobs for _ in range(j.n)]  # n choices: the prompt n times, one row each
@@ -187,14 +192,12 @@ class LocalModelBackend:
         # a request whose client has gone leaves the batch at the next step
         rows = iter(generate_tokens(self.model, self.tokenizer, prompts, sampling, seed=seed,
                                     stop_prompt=lambda i: owner[i].cancelled))
-        eos = set(_eos_ids(self.model, self.tokenizer))
+        eos = stop_token_ids(self.model, self.tokenizer)
         for job in jobs:
             for _ in range(job.n):
                 ids = next(rows)[0]
                 job.decoded_tokens += len(ids)
-                end = next((k for k, t in enumerate(ids) if t in eos), None)
-                finished = end is not None and end < job.max_tokens
-                ids = ids[:end] if finished else ids[: job.max_tokens]
+                ids, finished = split_at_eos(ids[: job.max_tokens], eos)  # the batch ran to its longest budget
                 text, stopped = apply_stop(self.tokenizer.decode(ids, skip_special_tokens=True).strip(), job.stop)
                 tokens = len(self.tokenizer(text, add_special_tokens=False)["input_ids"]) if stopped else len(ids)
                 job.choices.append(Choice(text, "stop" if finished or stopped else "length", tokens))

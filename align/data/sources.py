@@ -21,6 +21,7 @@ from numbers import Integral, Real
 from typing import Any
 
 from align.errors import DataError
+from align.io_utils import decode_utf8
 
 FILE_SUFFIXES = (".jsonl", ".json", ".parquet")
 DEFAULT_SPLIT = "train"
@@ -175,22 +176,13 @@ def _read_file(path: str) -> Table:
         raise DataError(f"{path}: cannot read the file: {exc.strerror or exc}") from None
 
 
-def _decode(path: str, raw: bytes, lineno: int | None = None) -> str:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = lineno if lineno is not None else raw.count(b"\n", 0, exc.start) + 1
-        raise DataError(f"{path} line {line}: not UTF-8 text (byte {raw[exc.start:exc.start + 1]!r}); "
-                        "save the file as UTF-8") from None
-
-
 def _parse_file(path: str) -> Table:
     lower = path.lower()
     if lower.endswith(".jsonl"):
         rows, lines = [], []
         with open(path, "rb") as fh:
             for lineno, raw in enumerate(fh, start=1):
-                line = _decode(path, raw, lineno)
+                line = decode_utf8(path, raw, lineno)
                 if not line.strip():
                     continue
                 try:
@@ -201,7 +193,7 @@ def _parse_file(path: str) -> Table:
         return _table(path, rows, lines)
     if lower.endswith(".json"):
         with open(path, "rb") as fh:
-            text = _decode(path, fh.read())
+            text = decode_utf8(path, fh.read())
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
