@@ -2,12 +2,26 @@
 
 Counts what the trained model needs on each device: weights, gradients, AdamW states
 (two per trainable parameter in the parameters' dtype; with DeepSpeed mixed precision
-12 bytes per parameter: fp32 master weights and both moments), and activations at the
-configured micro-batch and max_length (34·b·s·h bytes per layer for fp16/bf16 activations
-with fused attention, Korthikanti et al. 2022; 2·b·s·h per layer plus one full layer with
-gradient checkpointing), plus fp32 logits. ZeRO-2 / SHARD_GRAD_OP shard gradients and
-optimizer states over the processes; ZeRO-3 / FULL_SHARD shard the weights too;
-`offload` moves optimizer states to CPU memory.
+12 bytes per parameter: fp32 master weights and both moments), activations at the
+configured micro-batch and max_length, and the log-prob path.
+
+Activations: a Llama block (SwiGLU MLP, grouped-query attention with a fused kernel that keeps
+only its output and log-sum-exp) keeps about 9·h + 2·kv + 4·i values per token and layer (h hidden,
+kv the key/value width, i the MLP width), in the activation dtype: the count measured on the CPU
+(fp32, sdpa) to within 5 % for three shapes (Korthikanti et al. 2022's 34·b·s·h bytes is the
+same count for a GPT block with a 4h GELU MLP, about 0.7x a Llama block's). With gradient
+checkpointing, 2·b·s·h per layer plus one full layer.
+
+The log-prob path (`align/logprobs.py`, `logprob_bytes`): the trainers compute log p of the
+target tokens from the final hidden states through the LM head `chunk` rows at a time, so what
+it holds is a few fp32 chunk x V buffers (and, with 16-bit weights and a trained head, an fp32
+accumulator of the head's gradient), not [B, T, V] fp32 logits and their gradient. Under
+DeepSpeed ZeRO-3 and FSDP (the head's weight is sharded outside its forward) the model's own
+logits are used, chunk-wise in fp32: the [B, T, V] logits in their dtype and their gradient.
+The reward model has a scalar head: no log-prob path.
+
+ZeRO-2 / SHARD_GRAD_OP shard gradients and optimizer states over the processes; ZeRO-3 /
+FULL_SHARD shard the weights too; `offload` moves optimizer states to CPU memory.
 
 Frozen models: `steerlm2` and `ppo` also count the models they hold beside the trained one
 (`frozen`: the reference and the reward model; PPO's reference is a copy of the policy
@@ -16,9 +30,13 @@ trained full copy whose activations add to the policy's, as one loss trains both
 micro-batch is minibatch / processes, and under DDP every process holds all of it).
 steerlm2 samples with the whole policy and the frozen models on every process, then trains
 with the frozen models moved to CPU memory, so its total is the larger of the two phases
-(KV cache not counted). For other stages the estimate is the trained model only.
+(KV cache not counted). For other stages the estimate is the trained model only. A DPO
+micro-batch of `batch_size` pairs is 2·batch_size sequences (chosen and rejected).
 A steerlm2 policy is an earlier stage (or a directory / hub id): the architecture is that
 stage's model; when it cannot be read, the estimate says so (`unknown`).
+
+`benchmarks/bench_memory_estimate.py` checks the estimate against the measured peak of a DPO
+step on a small model on the CPU.
 
 Sizes come from the model's config: a tiny spec, a local directory, the Hugging Face
 cache, or, offline, the table below of architectures the shipped recipes use.
@@ -131,10 +149,46 @@ def find_arch(spec, stages: dict, tokenizer_vocab: int = 1024) -> Arch | None:
         return None
 
 
+def logprob_path(kind: str, strategy: str, zero_stage: int) -> str:
+    """Which log-prob path a stage takes (align/logprobs.py): 'lean', 'logits' or 'none'."""
+    if kind == "reward_model":
+        return "none"
+    if (strategy == "deepspeed" and zero_stage == 3) or strategy == "fsdp":
+        return "logits"
+    return "lean"
+
+
+def logprob_bytes(arch: Arch, *, rows: int, path: str, wbytes: int, compute_bytes: int, trainable_head: bool,
+                  logits_bytes: int | None = None, chunk: int | None = None) -> float:
+    """Bytes the log-prob path holds at its peak in a training step over `rows` scored positions.
+
+    lean: per chunk, two fp32 [chunk, V] buffers (the chunk's logits and their exp, which becomes
+    the softmax for the entropy; in backward the recomputed logits, turned into their gradient in
+    place, and its copy in a 16-bit compute dtype); the selected rows of the final hidden state and
+    their gradient; with 16-bit weights and a trained head, the fp32 accumulator of the head's
+    gradient. logits (ZeRO-3 / FSDP): the model's [rows, V] logits in `logits_bytes` and their
+    gradient, plus the same chunk buffers. none: 0.
+    """
+    from align.logprobs import chunk_rows
+
+    if path == "none" or rows <= 0:
+        return 0.0
+    c = min(chunk_rows(chunk), rows)
+    V = arch.vocab
+    chunk_bytes = 8 * c * V
+    if path == "logits":
+        return 2.0 * rows * V * (logits_bytes or compute_bytes) + chunk_bytes
+    hidden_rows = 2 * rows * arch.hidden * compute_bytes
+    accumulator = V * arch.hidden * 4 if (trainable_head and wbytes < 4) else 0
+    return float(chunk_bytes + hidden_rows + accumulator)
+
+
 def estimate(arch: Arch, *, dtype: str, precision: str, batch: int, seq: int, lora_r: int | None,
              grad_ckpt: bool, world: int, strategy: str, zero_stage: int, fsdp_sharding: str,
-             offload: bool) -> dict[str, float]:
-    """GiB per process: weights, grads, optimizer, activations, total."""
+             offload: bool, kind: str = "sft", logprob_rows: int | None = None, chunk: int | None = None) -> dict:
+    """GiB per process: weights, grads, optimizer, activations (the log-prob path included, also
+    given alone as `logprobs`, with `logprobs_path`), total. `batch` counts sequences; `logprob_rows`
+    the positions scored per micro-batch (default batch x seq)."""
     wbytes = WEIGHT_BYTES[dtype]
     params = arch.params
     trainable = arch.lora_params(lora_r) if lora_r else params
@@ -153,11 +207,17 @@ def estimate(arch: Arch, *, dtype: str, precision: str, batch: int, seq: int, lo
     if offload:
         optim = 0.0
     act_bytes = 2 if (precision != "no" or wbytes == 2) else 4
-    per_layer = 34 * batch * seq * arch.hidden * act_bytes / 2
+    kv = arch.hidden * arch.kv_heads // arch.heads
+    per_layer = batch * seq * (9 * arch.hidden + 2 * kv + 4 * arch.intermediate) * act_bytes
     acts = (2 * batch * seq * arch.hidden * act_bytes * arch.layers + per_layer) if grad_ckpt else per_layer * arch.layers
-    acts += 2 * batch * seq * arch.vocab * 4  # fp32 logits and their gradient
+    path = logprob_path(kind, strategy, zero_stage)
+    # accelerate's autocast (DDP / FSDP mixed precision) returns the model's outputs in fp32; DeepSpeed's bf16 does not
+    logits_bytes = 4 if (wbytes == 4 and precision == "no") or (strategy == "fsdp" and precision != "no") else 2
+    lp = logprob_bytes(arch, rows=batch * seq if logprob_rows is None else logprob_rows, path=path, wbytes=wbytes,
+                       compute_bytes=act_bytes, trainable_head=not lora_r, logits_bytes=logits_bytes, chunk=chunk)
+    acts += lp
     out = {"params_b": params / 1e9, "weights": weights / GIB, "grads": grads / GIB, "optimizer": optim / GIB,
-           "activations": acts / GIB}
+           "activations": acts / GIB, "logprobs": lp / GIB, "logprobs_path": path}
     out["total"] = out["weights"] + out["grads"] + out["optimizer"] + out["activations"]
     return out
 
@@ -200,11 +260,15 @@ def stage_memory(cfg, stages: dict) -> dict | None:
     if arch is None:
         return None
     dist = _dist_kwargs(cfg)
-    batch = train.batch_size
-    if cfg.kind == "ppo":  # PPO optimises on minibatches of its rollouts, split over the processes
-        batch = max(1, cfg.minibatch // dist["world"])
+    batch, rows = train.batch_size, None
+    if cfg.kind == "dpo":  # a pair is two sequences, chosen and rejected
+        batch = 2 * train.batch_size
+    if cfg.kind == "ppo":  # PPO optimises on minibatches of its rollouts, split over the processes;
+        batch = max(1, cfg.minibatch // dist["world"])  # only the response positions are scored
+        rows = batch * min(train.max_length, cfg.max_new_tokens)
     out = estimate(arch, dtype=spec.dtype, precision=train.precision, batch=batch, seq=train.max_length,
-                   lora_r=spec.lora.r if spec.lora else None, grad_ckpt=train.gradient_checkpointing, **dist)
+                   lora_r=spec.lora.r if spec.lora else None, grad_ckpt=train.gradient_checkpointing,
+                   kind=cfg.kind, logprob_rows=rows, **dist)
     if cfg.kind == "ppo":
         out = _ppo_extras(cfg, stages, arch, spec, out, batch, dist)
     return out
@@ -219,7 +283,8 @@ def _steerlm2_memory(cfg, stages: dict) -> dict:
     train = cfg.train
     # a micro-batch is batch_size whole groups of samples_per_prompt sequences; the policy is trained in full
     out = estimate(arch, dtype=spec.dtype, precision=train.precision, batch=train.batch_size * cfg.samples_per_prompt,
-                   seq=train.max_length, lora_r=None, grad_ckpt=train.gradient_checkpointing, **_dist_kwargs(cfg))
+                   seq=train.max_length, lora_r=None, grad_ckpt=train.gradient_checkpointing, kind=cfg.kind,
+                   **_dist_kwargs(cfg))
     out["frozen"] = None if None in frozen else sum(frozen)
     out["sampling"] = None if out["frozen"] is None else _whole_gib(arch, spec) + out["frozen"]
     out["total"] = max(out["total"], out["sampling"] or 0.0)
@@ -232,7 +297,8 @@ def _ppo_extras(cfg, stages: dict, arch: Arch, spec, out: dict, batch: int, dist
     out["frozen"] = None if None in frozen else sum(frozen)
     if cfg.critic == "separate":  # a merged full copy, all of it trained, in the same step as the policy
         critic = estimate(arch, dtype=spec.dtype, precision=cfg.train.precision, batch=batch,
-                          seq=cfg.train.max_length, lora_r=None, grad_ckpt=cfg.train.gradient_checkpointing, **dist)
+                          seq=cfg.train.max_length, lora_r=None, grad_ckpt=cfg.train.gradient_checkpointing,
+                          kind="reward_model", **dist)  # hidden states only (align.logprobs.final_hidden)
         for key in ("weights", "grads", "optimizer", "activations"):
             out[key] += critic[key]
     out["total"] = out["weights"] + out["grads"] + out["optimizer"] + out["activations"] + (out["frozen"] or 0.0)

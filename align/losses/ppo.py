@@ -105,9 +105,27 @@ def clipped_value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: 
     return loss, {"value_clip_fraction": frac}
 
 
-def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
-    """Per-position entropy of the softmax: [..., V] -> [...]."""
-    logp = torch.log_softmax(logits.float(), dim=-1)
+def entropy_from_logits(logits: torch.Tensor, chunk: int = 1024) -> torch.Tensor:
+    """Per-position entropy of the softmax: [..., V] -> [...], in fp32.
+
+    Without a gradient to keep, `chunk` rows at a time (no fp32 copy of the whole logits). The
+    trainers get entropies from `align.logprobs` (with the log-probs, no full logits at all).
+    """
+    if torch.is_grad_enabled() and logits.requires_grad:
+        logp = torch.log_softmax(logits.float(), dim=-1)
+        return -(logp.exp() * logp).sum(-1)
+    if logits.dim() == 1:
+        return _entropy_rows(logits.unsqueeze(0))[0]
+    out = torch.empty(logits.shape[:-1], dtype=torch.float32, device=logits.device)
+    for i in range(logits.shape[0]):  # the leading index, then `chunk` rows of the rest
+        x, o = logits[i].reshape(-1, logits.shape[-1]), out[i].view(-1)
+        for s in range(0, x.shape[0], chunk):
+            o[s : s + chunk] = _entropy_rows(x[s : s + chunk])
+    return out
+
+
+def _entropy_rows(x: torch.Tensor) -> torch.Tensor:
+    logp = torch.log_softmax(x.float(), dim=-1)
     return -(logp.exp() * logp).sum(-1)
 
 

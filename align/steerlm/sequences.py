@@ -39,10 +39,9 @@ def collate_examples(examples: list[TokenizedExample], pad_id: int) -> dict:
 
 def sequence_nll(model, batch: dict):
     """Summed token NLL of the labelled tokens per sequence, and their count: ([B], [B])."""
-    from align.trainers.sft import token_nll
+    from align.trainers.sft import model_token_nll
 
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    nll, mask = token_nll(logits, batch["labels"])  # [B, T-1]
+    nll, mask = model_token_nll(model, batch)  # [B, T-1], no full logits (align.logprobs)
     return nll.sum(-1), mask.sum(-1)
 
 

@@ -18,6 +18,7 @@ import torch
 
 from align.chat import pad_batch, pad_with_mask, render
 from align.config.base import TrainConfig
+from align.logprobs import logprobs_from_logits, logprobs_from_model
 from align.losses import chosen_nll, dpo_loss
 from align.trainers.base import BaseTrainer
 
@@ -83,11 +84,12 @@ def collate_pairs(examples: list[PairExample], pad_id: int) -> dict[str, torch.T
 
 
 def token_logps(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
-    """log p(x_t | x_<t) for t >= 1: logits [B, T, V], input_ids [B, T] -> [B, T-1]."""
-    logits = logits[:, :-1].float()
-    target = input_ids[:, 1:]
-    picked = torch.gather(logits, 2, target.unsqueeze(-1)).squeeze(-1)
-    return picked - torch.logsumexp(logits, dim=-1)
+    """log p(x_t | x_<t) for t >= 1: logits [B, T, V], input_ids [B, T] -> [B, T-1].
+
+    For a caller that already has the logits: computed chunk-wise in fp32 (no fp32 copy of the
+    logits; `align.logprobs`). The trainers call `logprobs_from_model`, which never builds them.
+    """
+    return logprobs_from_logits(logits, input_ids)[0]
 
 
 def reference_context(model):
@@ -113,9 +115,10 @@ class DPOTrainer(BaseTrainer):
 
     def sequence_logps(self, model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Summed log-probabilities of the completion tokens of every row: [2B]."""
-        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False)
-        logps = token_logps(out.logits, batch["input_ids"])  # [2B, T-1]
-        return (logps * batch["completion_mask"][:, 1:]).sum(-1)
+        completion = batch["completion_mask"][:, 1:]
+        logps = logprobs_from_model(model, batch["input_ids"], attention_mask=batch["attention_mask"],
+                                    use_cache=False, mask=completion).logps  # [2B, T-1], completion tokens only
+        return (logps * completion).sum(-1)
 
     def compute_loss(self, model, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         """DPO loss of one micro-batch: policy log-probs here, reference ones from the batch."""
