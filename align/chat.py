@@ -28,6 +28,15 @@ def render(tokenizer, messages: list[dict], *, add_generation_prompt: bool = Fal
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
 
 
+def render_prompts(tokenizer, prompts: list[list[dict]], prompt_suffix: str | list[str] = "") -> list[str]:
+    """Each chat prompt through the template with the generation prompt, then its suffix: one text for
+    every prompt (SteerLM's attribute prefix at one target) or one per prompt (a target per prompt)."""
+    suffixes = prompt_suffix if isinstance(prompt_suffix, list) else [prompt_suffix] * len(prompts)
+    if len(suffixes) != len(prompts):
+        raise ValueError(f"{len(prompts)} prompts but {len(suffixes)} prompt suffixes")
+    return [render(tokenizer, p, add_generation_prompt=True) + s for p, s in zip(prompts, suffixes)]
+
+
 @dataclass
 class TokenizedExample:
     input_ids: list[int]

