@@ -18,6 +18,7 @@ examples:
   align report runs/quickstart                      (re)write the seed report of a --seeds run
   align kinds                                       list stage kinds
   align kinds sft                                   every field of a stage kind, with help
+  align kinds dpo --trainer examples/simpo.py:SimPOTrainer   and a plugin trainer's options
 """
 
 
@@ -61,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     kinds = sub.add_parser("kinds", help="list stage kinds, or show one kind's fields")
     kinds.add_argument("kind", nargs="?", help="a stage kind to describe")
+    kinds.add_argument("--trainer", metavar="SPEC", help="also show the options of a trainer class for KIND "
+                                                         "('package.module:Class' or 'file.py:Class')")
     kinds.set_defaults(func=_cmd_kinds)
 
     # Other commands live in their own modules, each with `add_parser(subparsers)`.
@@ -93,7 +96,7 @@ def _cmd_run(args) -> int:
 def _cmd_kinds(args) -> int:
     from align.plan import print_kinds
 
-    return print_kinds(args.kind)
+    return print_kinds(args.kind, trainer=args.trainer)
 
 
 def setup_logging(verbose: bool) -> None:

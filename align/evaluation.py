@@ -174,34 +174,38 @@ def reference_for_eval(model, ref_model=None):
     return ref
 
 
-def policy_sample_metrics(model, ref_model, tokenizer, config, ctx, reward_fn, when: str) -> dict[str, float]:
+def policy_sample_metrics(model, ref_model, tokenizer, config, ctx, reward_fn, when: str, *,
+                          prompt_suffix: str = "", target: dict | None = None) -> dict[str, float]:
     """Reward, KL(policy || reference) and length of one sampled (T=1) response per held-out prompt.
 
     KL is the sequence-level k1 estimate (sum over tokens of log pi - log ref), unbiased for
-    samples of pi. Prompts are the oracle_eval prompts; empty when either is off.
+    samples of pi. Prompts are the oracle_eval prompts; empty when either is off. `prompt_suffix`
+    (a SteerLM attribute prefix) asks every prompt for `target`, which an attribute-target reward gets.
     """
     import torch
 
     from align.data import load_prompts
     from align.rollouts import positions as _positions
     from align.rollouts import sample_responses
-    from align.trainers.dpo import reference_context, token_logps
+    from align.logprobs import logprobs_from_model
+    from align.trainers.dpo import reference_context
 
     if config.oracle_eval is None or config.eval_samples == 0:
         return {}
     prompts = load_prompts(ctx.resolve(config.oracle_eval.prompts, "prompts_test"))[: config.eval_samples]
     batch, texts, _ = sample_responses(model, tokenizer, prompts, max_new_tokens=config.oracle_eval.max_new_tokens,
-                                       seed=ctx.seed + 7)
+                                       seed=ctx.seed + 7, prompt_suffix=prompt_suffix)
     P, mask = batch["prompt_len"], batch["response_mask"]
 
     @torch.no_grad()
     def logps(m):
         was = m.training
         m.eval()
-        out = m(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                position_ids=_positions(batch["attention_mask"]), use_cache=False)
+        out = logprobs_from_model(m, batch["input_ids"], attention_mask=batch["attention_mask"],
+                                  position_ids=_positions(batch["attention_mask"]), use_cache=False, start=P - 1,
+                                  mask=mask)
         m.train(was)
-        return (token_logps(out.logits[:, P - 1 :], batch["input_ids"][:, P - 1 :]) * mask).sum(1)
+        return out.logps.sum(1)
 
     policy = logps(model)
     if ref_model is None:
@@ -211,7 +215,8 @@ def policy_sample_metrics(model, ref_model, tokenizer, config, ctx, reward_fn, w
         ref = logps(ref_model.to(policy.device))
     out = {f"kl/{when}": (policy - ref).mean().item(), f"response_length/{when}": mask.sum(1).mean().item()}
     if reward_fn is not None:
-        scores = reward_fn(prompts, texts)
+        kwargs = {"targets": [target] * len(texts)} if getattr(reward_fn, "uses_targets", False) else {}
+        scores = reward_fn(prompts, texts, **kwargs)
         out[f"reward/{when}"] = float(sum(scores) / len(scores))
     log.info("samples %s: %s", when, "  ".join(f"{k}={v:.3f}" for k, v in out.items()))
     return out

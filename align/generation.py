@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from align.chat import pad_with_mask, render
+from align.chat import pad_with_mask, render_prompts
 from align.decode import decode_compacting
 
 
@@ -51,7 +51,7 @@ def generate(model, tokenizer, prompts: list[list[dict]], sampling: SamplingConf
 
 
 def generate_tokens(model, tokenizer, prompts: list[list[dict]], sampling: SamplingConfig | None = None,
-                    *, seed: int | None = None, prompt_suffix: str = "",
+                    *, seed: int | None = None, prompt_suffix: str | list[str] = "",
                     stop_prompt: Callable[[int], bool] | None = None) -> list[list[list[int]]]:
     """`generate` as token ids: for each prompt, `n` lists of new tokens (an EOS, when the row
     emitted one, included), so callers can count tokens and tell a finished answer from a cut one.
@@ -60,7 +60,7 @@ def generate_tokens(model, tokenizer, prompts: list[list[dict]], sampling: Sampl
 
     s = sampling or SamplingConfig()
     device = next(model.parameters()).device
-    texts = [render(tokenizer, p, add_generation_prompt=True) + prompt_suffix for p in prompts]
+    texts = render_prompts(tokenizer, prompts, prompt_suffix)
     encoded = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     out: list[list[list[int]]] = [[] for _ in prompts]

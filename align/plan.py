@@ -43,6 +43,8 @@ def _memory_note(name: str, mem: dict) -> str:
         return f"memory {name}: unknown ({mem['unknown']})"
     note = (f"memory {name}: {mem['params_b']:.3g}B params; per process: weights {mem['weights']:.2f}, "
             f"grads {mem['grads']:.2f}, optimizer {mem['optimizer']:.2f}, activations {mem['activations']:.2f} GiB")
+    if mem.get("logprobs"):
+        note += f" (of which log-probs {mem['logprobs']:.2f} GiB, {mem['logprobs_path']} path)"
     if "frozen" in mem:
         note += "; frozen models " + ("unknown (not counted)" if mem["frozen"] is None else f"{mem['frozen']:.2f} GiB")
     if mem.get("sampling") is not None:  # steerlm2: frozen models wait in CPU memory while the policy trains
@@ -50,8 +52,11 @@ def _memory_note(name: str, mem: dict) -> str:
     return note
 
 
-def print_kinds(kind: str | None, console: Console | None = None) -> int:
+def print_kinds(kind: str | None, console: Console | None = None, trainer: str | None = None) -> int:
     console = console or Console()
+    if trainer is not None and kind is None:
+        console.print("--trainer needs a stage kind: align kinds KIND --trainer SPEC")
+        return 2
     if kind is None:
         table = Table(title="stage kinds")
         table.add_column("kind")
@@ -66,6 +71,31 @@ def print_kinds(kind: str | None, console: Console | None = None) -> int:
     cls = STAGE_KINDS[kind]
     console.print((cls.__doc__ or "").strip())
     _print_fields(cls.Config, console, prefix="")
+    if cls.trainer_base:
+        console.print(f"trainer: built in {cls.trainer_base}; `trainer:` may name a subclass of it")
+    if trainer is not None:
+        return _print_trainer(cls, trainer, console)
+    return 0
+
+
+def _print_trainer(stage_cls, spec: str, console) -> int:
+    """A plugin trainer's docstring and options (what `trainer_options` takes)."""
+    from align.plugins import PluginError, trainer_class
+
+    if not stage_cls.trainer_base:
+        console.print(f"stage kind {stage_cls.kind!r} builds no trainer")
+        return 2
+    try:
+        cls = trainer_class(stage_cls, type("Spec", (), {"trainer": spec})())
+    except PluginError as exc:
+        console.print(f"trainer: {exc}")
+        return 2
+    console.print(f"[bold]{spec}[/]: {(cls.__doc__ or '').strip().splitlines()[0] if cls.__doc__ else ''}")
+    options = getattr(cls, "Options", None)
+    if options is None:
+        console.print("no options (trainer_options must be empty)")
+    else:
+        _print_fields(options, console, prefix="trainer_options.")
     return 0
 
 
@@ -76,7 +106,9 @@ def _print_fields(model, console, prefix: str) -> None:
     for col in ("field", "type", "default", "help"):
         table.add_column(col)
     nested = []
-    for name, f in model.model_fields.items():
+    late = ("trainer", "trainer_options")  # the plugin fields (a mixin, so first in MRO order) go last
+    fields = sorted(model.model_fields.items(), key=lambda kv: kv[0] in late)
+    for name, f in fields:
         key = prefix + (f.alias or name)
         ann = f.annotation
         default = "required" if f.is_required() else repr(f.get_default(call_default_factory=True))

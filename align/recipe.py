@@ -18,9 +18,11 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from align.config.base import MAX_SEED, Ref, StrictModel
 from align.config.model_spec import ModelSpec
+from align.engines import engine_problems
 from align.errors import AlignError, ConfigError, DataError
 from align.models import PACKAGE_SCHEME, looks_local, resolve_package_path
 from align.overrides import apply_overrides
+from align.plugins import plugin_file, trainer_problems
 from align.stages import STAGE_KINDS, StageConfig
 from align.yaml_strict import safe_load_unique, yaml_problem
 
@@ -103,7 +105,11 @@ class Recipe:
 
 
 def stage_dump(cfg: BaseModel) -> dict:
-    return cfg.model_dump(mode="json", by_alias=True, exclude_none=True)
+    out = cfg.model_dump(mode="json", by_alias=True, exclude_none=True)
+    for key in ("trainer", "trainer_options"):  # the plugin fields (a mixin, first in MRO order) go last
+        if key in out:
+            out[key] = out.pop(key)
+    return out
 
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
@@ -175,6 +181,8 @@ def validate_recipe(raw: dict, source: str = "recipe") -> Recipe:
             problems.extend(_format_errors(exc, prefix=where))
             continue
         problems.extend(f"{where}.{p}" for p in stage_cls.check(cfg))
+        problems.extend(f"{where}.{p}" for p in trainer_problems(stage_cls, cfg))
+        problems.extend(f"{where}.{p}" for p in engine_problems(cfg))
         dist, lora = cfg.distributed, getattr(getattr(cfg, "model", None), "lora", None)
         if dist is not None and dist.strategy != "ddp" and lora is not None:
             problems.append(f"{where}.distributed: LoRA models are not saved from {dist.strategy} shards; "
@@ -355,6 +363,9 @@ def _field(cfg: BaseModel, path: str):
 
 def _local_paths(cfg: StageConfig) -> list[Path]:
     out = []
+    plugin = plugin_file(getattr(cfg, "trainer", None))
+    if plugin is not None and plugin.is_file():
+        out.append(plugin)  # editing the plugin's code reruns the stage
     for _path, value, _m in _ref_fields(cfg):
         p = Path(value).expanduser()
         if p.is_file():

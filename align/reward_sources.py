@@ -13,7 +13,7 @@ name themselves (`describe`), which the stages write to metrics.json as `reward/
 """
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -29,6 +29,12 @@ class RewardSpec(StrictModel):
     standardize: bool = Field(True, description="Standardise the RM score by its mean/std over the RM's training responses.")
     oracle: str | dict[str, float] | None = Field(
         None, description="Rule-based reward from the world oracle: 'goodness', an attribute name, or {attribute: weight}.")
+    objective: Literal["weighted", "gdpo", "target"] = Field(
+        "weighted", description="weighted: the weighted sum of the attributes is the reward; gdpo (ppo): each "
+                                "weighted attribute standardised over the rollout batch (GRPO: the prompt's group) "
+                                "before weighting; target (ppo): minus the weighted mean distance of the predicted "
+                                "attributes to the prompt's target (the stage's target_distribution, written into "
+                                "the prompt as SteerLM does).")
 
     @model_validator(mode="after")
     def _one_source(self) -> RewardSpec:
@@ -38,9 +44,10 @@ class RewardSpec(StrictModel):
 
     def describe(self) -> str:
         """'oracle:goodness' or 'reward_model:rm:goodness' (written to metrics.json as reward/source)."""
-        if self.oracle is not None:
-            return f"oracle:{_weights_name(self.oracle)}"
-        return f"reward_model:{self.model}:{_weights_name(self.weights)}"
+        weights = self.oracle if self.oracle is not None else self.weights
+        name = "target" if self.objective == "target" else _weights_name(weights)
+        head = "oracle" if self.oracle is not None else f"reward_model:{self.model}"
+        return f"{head}:{name}" + (":gdpo" if self.objective == "gdpo" else "")
 
 
 class AttributeSourceSpec(StrictModel):
@@ -66,6 +73,22 @@ def _weights_name(weights) -> str:
 
 def build_reward(spec: RewardSpec, ctx):
     """The RewardFunction a RewardSpec names."""
+    if spec.objective != "weighted":
+        from rewards.vector import AttributeTargetReward, AttributeVectorReward
+
+        if spec.oracle is not None:
+            from align.world.oracle import OracleAttributeScorer
+
+            scorer, weights = OracleAttributeScorer(), spec.oracle
+        else:
+            from rewards.scoring import RewardScorer
+
+            scorer, weights = RewardScorer.load(ctx.resolve(spec.model, "model")), spec.weights
+        if isinstance(weights, str) and weights in scorer.attributes:
+            weights = {weights: 1.0}
+        if spec.objective == "target":
+            return AttributeTargetReward(scorer, weights if isinstance(weights, dict) else None)
+        return AttributeVectorReward(scorer, weights)
     if spec.oracle is not None:
         from align.world.oracle import OracleReward
 

@@ -25,6 +25,7 @@ from align.errors import AlignError
 from align.io_utils import atomic_write_bytes, atomic_write_json, atomic_write_text
 from evals.paper import PAPER_MTBENCH, paper_order
 from evals.seed_stats import Aggregate, aggregate, ascending, inversions
+from evals.seed_steering import collect_steering, steering_markdown, steering_summary
 
 log = logging.getLogger("align")
 
@@ -335,10 +336,13 @@ def write_seed_report(run_dir: str | Path) -> Path:
              "freedom; no interval with one seed); (n=k): only k seeds have the figure; `-`: none.", ""]
     for name, data in stages.items():
         lines += stage_markdown(data, summaries[name], seeds, "report.png") + [""]
+    steering = {name: steering_summary(entry, seeds) for name, entry in collect_steering(root, seeds).items()}
+    for name, summary in steering.items():
+        lines += steering_markdown(name, summary, seeds) + [""]
     if notes:
         lines += ["## Notes", "", *(f"- {n}" for n in notes)]
     atomic_write_json(root / "summary.json", {"run_dir": str(root), "seeds": seeds, "runs": runs, "level": LEVEL,
-                                              "stages": summaries, "notes": notes})
+                                              "stages": summaries, "steering": steering, "notes": notes})
     atomic_write_bytes(root / "report.png", chart_png(stages, summaries))
     atomic_write_text(root / "report.md", "\n".join(lines) + "\n")
     return root / "report.md"

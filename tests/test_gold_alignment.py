@@ -68,6 +68,25 @@ def test_ppo_with_the_gold_reward_raises_the_oracle_score(base, tmp_path):
     assert after > before + 0.3, (before, after)
 
 
+@pytest.mark.parametrize("name", ["GRPOTrainer", "RLOOTrainer"])
+def test_group_rl_with_the_gold_reward_raises_the_oracle_score(base, tmp_path, name):
+    """GRPO and RLOO (PPOTrainer subclasses, no critic): 8 prompts x 4 samples a step."""
+    import align.trainers as trainers
+    from align.trainers.ppo import PPOSettings
+
+    cls = getattr(trainers, name)
+    model, tok = copy.deepcopy(base["model"]), base["tok"]
+    before = sampled_score(model, tok, base["test"])
+    settings = PPOSettings(steps=10, rollout_batch=32, minibatch=16, max_new_tokens=24, kl_coef=0.01)
+    trainer = cls(model, tok, OracleReward("goodness"), TrainConfig(lr=1e-3, log_every=100, save_every=0),
+                  tmp_path, settings, seed=0)
+    trainer.options = cls.Options(group_size=4)
+    trainer.train(base["train"])
+    assert "ppo/value_loss" not in trainer.history[-1]  # no critic was trained
+    after = sampled_score(trainer.unwrapped_model(), tok, base["test"])
+    assert after > before + 0.3, (before, after)
+
+
 def test_iterative_dpo_with_the_gold_reward_raises_the_oracle_score(base, tmp_path):
     from align.stages.dpo import PairsSpec, policy_pairs
     from align.trainers.dpo import DPOTrainer, tokenize_pair

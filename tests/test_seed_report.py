@@ -226,3 +226,29 @@ def test_sweep_goes_on_after_a_failed_seed(tmp_path, monkeypatch):
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["stages"]["compare"]["per_seed"]["sft"]["mtbench/score"] == {"0": 5.0, "1": None, "2": 5.0}
     assert "(failed: 1)" in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_seed_report_steering_section(tmp_path):
+    """A steerability stage's errors per model over seeds, and each model's change against the first."""
+    from evals.seed_report import write_seed_report
+
+    root = _sweep(tmp_path)
+    errors = {0: {"steerlm1": 1.0, "steerlm2": 0.7, "ppo_target": 0.9}, 1: {"steerlm1": 0.8, "steerlm2": 0.72}}
+    for seed, per in errors.items():
+        d = root / f"seed{seed}"
+        recipe = yaml.safe_load((d / "recipe.yaml").read_text())
+        recipe["stages"].append({"name": "steer", "kind": "steerability",
+                                 "models": ["steerlm1", "steerlm2", "ppo_target"]})
+        (d / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+        (d / "steer").mkdir()
+        metrics = {f"steer/mae_mean/{m}": v for m, v in per.items()}
+        metrics.update({f"steer/mae/verbosity/{m}": v / 2 for m, v in per.items()})
+        (d / "steer" / "metrics.json").write_text(json.dumps(metrics))
+    report = write_seed_report(root).read_text()
+    steer = json.loads((root / "summary.json").read_text())["steering"]["steer"]
+    assert steer["baseline"] == "steerlm1" and steer["models"] == ["steerlm1", "steerlm2", "ppo_target"]
+    assert steer["change_vs_baseline"]["steerlm2"]["0"] == pytest.approx(-0.3)
+    assert steer["change_vs_baseline"]["steerlm2"]["1"] == pytest.approx(-0.1)
+    assert steer["change_vs_baseline"]["ppo_target"]["1"] is None  # not measured on seed 1
+    assert steer["aggregates"]["steerlm2"]["steer/mae_mean"]["mean"] == pytest.approx(0.71)
+    assert "## steer: steering error" in report and "| steerlm2 | 0.710 ± " in report and "-30 %" in report

@@ -6,7 +6,8 @@ or as HelpSteer2 rows (`prompt` + `response`), and both must yield the same shap
 from __future__ import annotations
 
 from align.data.helpsteer import parse_helpsteer_prompt
-from align.data.sources import RowRef, load_table, text_field
+from align.attributes import MAX_VALUE, MIN_VALUE
+from align.data.sources import RowRef, int_field, load_table, require_columns, text_field
 
 ROLES = ("system", "user", "assistant")
 
@@ -35,10 +36,23 @@ def check_messages(ref: RowRef, value, field: str, last_role: str) -> list[dict]
     return out
 
 
-def load_conversations(source: str, split: str | None = None, *, data_dir: str | None = None) -> list[list[dict]]:
-    """One message list per row, from `messages` or HelpSteer2 `prompt` + `response`."""
+def load_conversations(source: str, split: str | None = None, *, data_dir: str | None = None,
+                       min_attributes: dict[str, int] | None = None) -> list[list[dict]]:
+    """One message list per row, from `messages` or HelpSteer2 `prompt` + `response`.
+
+    `min_attributes` ({attribute: minimum}) keeps only HelpSteer2 rows rated at least that on each
+    named attribute (e.g. {helpfulness: 3}); the ratings must then be present, and `messages` rows,
+    which carry none, are an error.
+    """
     out = []
     for ref, row in load_table(source, split, data_dir, split_column="split"):
+        if min_attributes:
+            if "messages" in row and "prompt" not in row:
+                raise ref.error(f"min_attributes filters HelpSteer2 rows by their ratings; this row has "
+                                f"'messages' and no ratings")
+            require_columns(ref, row, ("prompt", "response", *min_attributes))
+            if any(int_field(ref, row, a, MIN_VALUE, MAX_VALUE) < low for a, low in min_attributes.items()):
+                continue
         if "messages" in row:
             out.append(check_messages(ref, row["messages"], "messages", "assistant"))
         elif "prompt" in row and "response" in row:

@@ -6,6 +6,7 @@ from align.stages.base import STAGE_KINDS, Stage, StageConfig, register_stage
 
 # Built-in kinds: importing a module registers its stage.
 from align.stages import world as _world  # noqa: F401,E402
+from align.stages import tokenizer as _tokenizer  # noqa: F401,E402
 from align.stages import sft as _sft  # noqa: F401,E402
 from align.stages import reward_model as _reward_model  # noqa: F401,E402
 from align.stages import steerability as _steerability  # noqa: F401,E402

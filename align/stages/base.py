@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
+from typing import Any
+
 from pydantic import Field
 
 from align.config.base import MAX_SEED, DistributedConfig, StrictModel
@@ -29,6 +31,18 @@ class StageConfig(StrictModel):
     )
 
 
+class TrainerChoice(StrictModel):
+    """The fields of a stage that trains: which trainer class, and that class's own options."""
+
+    trainer: str | None = Field(
+        None, description="Your trainer class instead of the built-in one: 'package.module:Class' or "
+                          "'path/to/file.py:Class' (relative to the current directory). It must subclass the "
+                          "stage's trainer; `align kinds KIND --trainer SPEC` shows its options.")
+    trainer_options: dict[str, Any] = Field(
+        default_factory=dict, description="Settings of `trainer`, validated against its `Options` model; the "
+                                          "trainer reads them as self.options.")
+
+
 class Stage:
     """Base class of stage kinds. Subclasses set `kind`, `Config`, and implement `run`."""
 
@@ -38,6 +52,8 @@ class Stage:
     #: whether the stage can run on several processes (trainers); the recipe-level
     #: `distributed` default applies only to these
     distributable: ClassVar[bool] = False
+    #: training stages: 'module:Class' of the trainer they build; a recipe's `trainer:` must subclass it
+    trainer_base: ClassVar[str | None] = None
 
     @classmethod
     def outputs(cls, config: StageConfig) -> dict[str, str]:
@@ -55,6 +71,12 @@ class Stage:
         before any stage runs, so a bad row of a late stage's file is found before the first stage trains.
         Loaders raise DataError; inputs that name earlier stages are skipped (see `local_file`)."""
         return []
+
+    def build_trainer(self, config: StageConfig, *args, **kwargs):
+        """The stage's trainer: the built-in class, or the recipe's `trainer` with its `trainer_options`."""
+        from align.plugins import build_trainer
+
+        return build_trainer(type(self), config, *args, **kwargs)
 
     def run(self, config: StageConfig, ctx: "StageContext") -> dict[str, float]:
         """Do the work inside `ctx.work_dir`; return the flat metrics written to metrics.json."""

@@ -10,10 +10,11 @@ from pydantic import Field, model_validator
 
 from align.config.base import OracleEvalConfig, Ref, StrictModel, TrainConfig
 from align.config.model_spec import ModelSpec
+from align.engines.base import ENGINE_HELP, EngineName
 from align.errors import DataError
 from align.evaluation import policy_sample_metrics, reference_for_eval
 from align.reward_sources import RewardSpec, build_reward
-from align.stages.base import Stage, StageConfig, local_file, register_stage
+from align.stages.base import Stage, StageConfig, TrainerChoice, local_file, register_stage
 
 log = logging.getLogger("align")
 
@@ -41,9 +42,10 @@ class PairsSpec(StrictModel):
     temperature: float = Field(0.7, gt=0, description="policy: sampling temperature (SPEC: 0.7).")
     top_p: float = Field(0.9, gt=0, le=1, description="policy: nucleus sampling (SPEC: 0.9).")
     max_new_tokens: int = Field(48, ge=1, description="policy: tokens per sampled response.")
+    engine: EngineName = Field("native", description="policy: " + ENGINE_HELP + " Weights synced after each round.")
 
 
-class DPOConfig(StageConfig):
+class DPOConfig(StageConfig, TrainerChoice):
     """Direct preference optimisation against the starting model as a frozen reference."""
 
     kind: Literal["dpo"] = "dpo"
@@ -96,15 +98,17 @@ def static_pairs(spec: PairsSpec, ctx):
     return spread_pairs(pairs, spec.max_pairs, spec.max_pairs_per_prompt, seed=ctx.seed)
 
 
-def policy_pairs(model, tokenizer, prompts, spec: PairsSpec, reward_fn, seed: int):
+def policy_pairs(model, tokenizer, prompts, spec: PairsSpec, reward_fn, seed: int, engine=None):
     """Iterative DPO pairs: n samples per prompt, best vs worst by the reward (ties dropped).
-    Strength = the reward gap (used by the margin and scaled losses)."""
+    Strength = the reward gap (used by the margin and scaled losses). `engine`: an
+    `align.engines.SamplingEngine` to sample with (None: `align.generation.generate` on `model`)."""
     from align.data import PreferencePair, flatten_messages
     from align.generation import SamplingConfig, generate
 
     sampling = SamplingConfig(max_new_tokens=spec.max_new_tokens, temperature=spec.temperature, top_p=spec.top_p,
                               n=spec.samples_per_prompt, batch_size=32)
-    samples = generate(model, tokenizer, prompts, sampling, seed=seed)
+    samples = (generate(model, tokenizer, prompts, sampling, seed=seed) if engine is None
+               else engine.generate_text(prompts, sampling, seed=seed))
     flat_p = [p for p, s in zip(prompts, samples) for _ in s]
     flat_r = [r for s in samples for r in s]
     scores = reward_fn(flat_p, flat_r)
@@ -132,6 +136,7 @@ class DPOStage(Stage):
 
     kind = "dpo"
     Config = DPOConfig
+    trainer_base = "align.trainers.dpo:DPOTrainer"
     produces_model = True
     distributable = True
 
@@ -153,7 +158,7 @@ class DPOStage(Stage):
         from align.data import load_prompts
         from align.evaluation import StageEvaluator
         from align.models import load_model, load_saved, save_model
-        from align.trainers.dpo import DPOTrainer, tokenize_pair
+        from align.trainers.dpo import tokenize_pair
 
         set_seed(ctx.seed)
         model, tokenizer = load_model(ctx.resolve_model(config.model), seed=ctx.seed)
@@ -183,7 +188,12 @@ class DPOStage(Stage):
         for r in range(rounds):
             if spec.source == "policy":
                 chunk = [prompts[(r * spec.prompts_per_round + i) % len(prompts)] for i in range(spec.prompts_per_round)]
-                pairs, mean_reward = policy_pairs(model, tokenizer, chunk, spec, reward_fn, ctx.seed + r)
+                from align.engines import reuse_or_start  # spec.engine: started once, synced each round
+
+                self.sampler = reuse_or_start(getattr(self, "sampler", None), spec.engine, model, tokenizer,
+                                              seed=ctx.seed)
+                pairs, mean_reward = policy_pairs(model, tokenizer, chunk, spec, reward_fn, ctx.seed + r,
+                                                  engine=self.sampler)
                 metrics[f"round{r}/sample_reward"] = mean_reward
                 metrics[f"round{r}/pairs"] = float(len(pairs))
                 log.info("round %d: %d pairs from %d prompts, mean sample reward %.3f", r, len(pairs), len(chunk),
@@ -196,7 +206,7 @@ class DPOStage(Stage):
                 continue
             # Reference = the policy at the start of this round (round 0: the starting model);
             # with LoRA it is always the base model (adapter disabled).
-            trainer = DPOTrainer(model, tokenizer, config.train, ctx.work_dir / f"round{r}" if rounds > 1 else ctx.work_dir,
+            trainer = self.build_trainer(config, model, tokenizer, config.train, ctx.work_dir / f"round{r}" if rounds > 1 else ctx.work_dir,
                                  beta=config.beta, loss_type=config.loss_type, label_smoothing=config.label_smoothing,
                                  sft_weight=config.sft_weight, ipo_normalize=config.ipo_normalize,
                                  seed=ctx.seed + r)

@@ -20,13 +20,16 @@ from pydantic import Field, model_validator
 
 from align.config.base import OracleEvalConfig, Ref, TrainConfig
 from align.config.model_spec import ModelSpec
+from align.engines.base import ENGINE_HELP, EngineName
 from align.reward_sources import RewardSpec, build_reward
-from align.stages.base import Stage, StageConfig, local_file, register_stage
+from align.steerlm.labels import DEFAULT_MARKER, format_label
+from align.steerlm.steer_eval import PAPER_TARGET, SteerEvalConfig, WeightedTarget
+from align.stages.base import Stage, StageConfig, TrainerChoice, local_file, register_stage
 
 log = logging.getLogger("align")
 
 
-class PPOConfig(StageConfig):
+class PPOConfig(StageConfig, TrainerChoice):
     """PPO with a value head on the policy (or a separate critic), GAE and a KL penalty to the reference."""
 
     kind: Literal["ppo"] = "ppo"
@@ -54,15 +57,32 @@ class PPOConfig(StageConfig):
     max_new_tokens: int = Field(48, ge=1, description="Tokens sampled per response.")
     temperature: float = Field(1.0, gt=0, description="Sampling temperature of the rollouts.")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling of the rollouts.")
+    engine: EngineName = Field("native", description=ENGINE_HELP + " Rollouts only: old log-probs are always the "
+                               "trainer's; native keeps the in-process model.generate rollout.")
     critic: Literal["shared", "separate"] = Field("shared", description="Value head on the policy, or a separate critic copy.")
     train: TrainConfig = Field(default_factory=lambda: TrainConfig(lr=1e-5), description="Optimisation (lr, clipping, ...).")
     oracle_eval: OracleEvalConfig | None = Field(None, description="World-oracle scores before and after training.")
     eval_samples: int = Field(64, ge=0, description="Held-out prompts sampled for reward / KL / length metrics (0: off).")
+    target_distribution: list[WeightedTarget] | None = Field(
+        None, description="Attribute-target RL: each rollout prompt asks for a target drawn from this list, written "
+                          "after the generation prompt as SteerLM's attribute prefix (start from a SteerLM model); "
+                          "with reward.objective: target the reward is closeness to it.")
+    marker: str = Field(DEFAULT_MARKER, description="Marker before the attribute label (as SteerLM 1.0 wrote it).")
+    eval_target: dict[str, int] = Field(default_factory=lambda: dict(PAPER_TARGET),
+                                        description="With target_distribution: the target the oracle evaluation "
+                                                    "and held-out samples ask for.")
+    steerability: SteerEvalConfig | None = Field(None, description="With target_distribution: steering error on a "
+                                                                   "grid of targets before and after training.")
 
     @model_validator(mode="after")
     def _batches(self) -> PPOConfig:
         if self.rollout_batch % self.minibatch:
             raise ValueError(f"rollout_batch {self.rollout_batch} must be a multiple of minibatch {self.minibatch}")
+        if self.reward.objective == "target" and not self.target_distribution:
+            raise ValueError("reward.objective target needs target_distribution: the targets the prompts ask for")
+        if self.steerability is not None and not self.target_distribution:
+            raise ValueError("steerability measures a model that is asked for targets: set target_distribution")
+        format_label(self.eval_target)
         return self
 
 
@@ -72,6 +92,7 @@ class PPOStage(Stage):
 
     kind = "ppo"
     Config = PPOConfig
+    trainer_base = "align.trainers.ppo:PPOTrainer"
     produces_model = True
     distributable = True
 
@@ -108,7 +129,10 @@ class PPOStage(Stage):
             reference_for_eval,
         )
         from align.models import load_model, save_model
-        from align.trainers.ppo import PPOSettings, PPOTrainer
+        from align.steerlm.labels import attribute_prefix
+        from align.steerlm.steer_eval import load_eval_prompts, steer_metrics
+        from align.steerlm.steerability import with_suffix
+        from align.trainers.ppo import PPOSettings
 
         process_state()  # before any model is placed: fixes the backend and this process's device
         set_seed(ctx.seed)
@@ -117,22 +141,35 @@ class PPOStage(Stage):
         reward_fn = build_reward(config.reward, ctx)
         names = set(PPOSettings.__dataclass_fields__)
         settings = PPOSettings(**{k: v for k, v in config.model_dump().items() if k in names})
-        trainer = PPOTrainer(model, tokenizer, reward_fn, config.train, ctx.work_dir, settings, seed=ctx.seed)
+        trainer = self.build_trainer(config, model, tokenizer, reward_fn, config.train, ctx.work_dir, settings,
+                                     seed=ctx.seed)
         metrics: dict = {"data/prompts": float(len(prompts)), "reward/source": config.reward.describe()}
         ref = reference_for_eval(model, trainer.ref_model) if trainer.is_main else None
         evaluator = StageEvaluator(config.oracle_eval if trainer.is_main else None, ctx)
+        # asked for eval_target when the policy is trained to follow targets (before too: the same question)
+        steer = config.target_distribution is not None
+        suffix = attribute_prefix(config.eval_target, config.marker) if steer else ""
+        target = dict(config.eval_target) if steer else None
+
+        def evaluate(m, when: str) -> dict:
+            out = evaluator.run(m, tokenizer, when, prompt_suffix=suffix)
+            out.update(evaluator.headroom(m, tokenizer, temperature=config.temperature, top_p=config.top_p,
+                                          prompt_suffix=suffix, seed=ctx.seed + 11, when=when))
+            out.update(policy_sample_metrics(m, ref, tokenizer, config, ctx, reward_fn, when, prompt_suffix=suffix,
+                                             target=target))
+            if config.steerability is not None:
+                found = steer_metrics(m, tokenizer, load_eval_prompts(config.steerability, ctx), config.steerability,
+                                      config.marker, None, ctx.seed)
+                log.info("steerability %s: %s", when, "  ".join(f"{k}={v:.3f}" for k, v in found.items()))
+                out.update(found if when == "after" else with_suffix(found, when))
+            return out
+
         if trainer.is_main:
-            metrics.update(evaluator.run(model, tokenizer, "before"))
-            metrics.update(evaluator.headroom(model, tokenizer, temperature=config.temperature, top_p=config.top_p,
-                                              seed=ctx.seed + 11))
-            metrics.update(policy_sample_metrics(model, ref, tokenizer, config, ctx, reward_fn, "before"))
+            metrics.update(evaluate(model, "before"))
         metrics.update(trainer.train(prompts))
         model = trainer.unwrapped_model()
         if trainer.is_main:
-            metrics.update(evaluator.run(model, tokenizer, "after"))
-            metrics.update(evaluator.headroom(model, tokenizer, temperature=config.temperature, top_p=config.top_p,
-                                              seed=ctx.seed + 11, when="after"))
-            metrics.update(policy_sample_metrics(model, ref, tokenizer, config, ctx, reward_fn, "after"))
+            metrics.update(evaluate(model, "after"))
             metrics.update(evaluator.gains(metrics))
             save_model(model, tokenizer, ctx.work_dir / "model",
                        merge_lora=config.model.merge_lora_on_save)

@@ -19,14 +19,14 @@ from align.attributes import ATTRIBUTES
 from align.config.base import Ref, TrainConfig
 from align.config.model_spec import ModelSpec
 from align.errors import DataError
-from align.stages.base import Stage, StageConfig, local_file, register_stage
+from align.stages.base import Stage, StageConfig, TrainerChoice, local_file, register_stage
 
 log = logging.getLogger("align")
 
 Weights = str | dict[str, float] | list[float]
 
 
-class RewardModelConfig(StageConfig):
+class RewardModelConfig(StageConfig, TrainerChoice):
     """Train an attribute reward model (regression) or a Bradley-Terry reward model."""
 
     kind: Literal["reward_model"] = "reward_model"
@@ -109,6 +109,7 @@ class RewardModelStage(Stage):
 
     kind = "reward_model"
     Config = RewardModelConfig
+    trainer_base = "rewards.trainer:RewardModelTrainer"
     produces_model = True
     distributable = True
 
@@ -142,7 +143,7 @@ class RewardModelStage(Stage):
         from rewards.model import load_reward_model
         from rewards.presets import resolve_weights
         from rewards.scoring import STATS_FILE, RewardScorer, compute_reward_stats
-        from rewards.trainer import RewardModelTrainer, init_head_bias
+        from rewards.trainer import init_head_bias
 
         set_seed(ctx.seed)
         regression = config.objective == "regression"
@@ -184,7 +185,7 @@ class RewardModelStage(Stage):
 
         # ---- train; the best model by validation loss lands in best_dir ----
         best_dir = ctx.work_dir / ".best"
-        trainer = RewardModelTrainer(model, tokenizer, config.train, ctx.work_dir, seed=ctx.seed,
+        trainer = self.build_trainer(config, model, tokenizer, config.train, ctx.work_dir, seed=ctx.seed,
                                      bt_variant=config.bt_variant, bt_weights=resolve_weights(config.bt_weights,
                                                                                                attributes),
                                      best_dir=best_dir, group_by_length=config.group_by_length)

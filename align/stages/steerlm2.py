@@ -28,10 +28,13 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from align.config.base import OracleEvalConfig, Ref, StrictModel, TrainConfig
+from align.engines.base import ENGINE_HELP, EngineName
 from align.io_utils import read_jsonl, write_jsonl
-from align.stages.base import Stage, StageConfig, local_file, register_stage
+from align.stages.base import Stage, StageConfig, TrainerChoice, local_file, register_stage
 from align.steerlm.labels import DEFAULT_MARKER, attribute_prefix, format_label
 from align.steerlm.steer_eval import (
+    WeightedTarget,
+    draw_weighted,
     PAPER_TARGET,
     SteerEvalConfig,
     load_eval_prompts,
@@ -42,16 +45,7 @@ from align.steerlm.steer_eval import (
 log = logging.getLogger("align")
 
 
-class WeightedTarget(StrictModel):
-    """One attribute combination of a target distribution."""
-
-    attributes: dict[str, int] = Field(description="Requested attributes (values 0..4).")
-    weight: float = Field(1.0, gt=0, description="Relative probability of this combination.")
-
-    _ok = field_validator("attributes")(lambda v: (format_label(v), v)[1])
-
-
-class SteerLM2Config(StageConfig):
+class SteerLM2Config(StageConfig, TrainerChoice):
     """SteerLM 2.0: iterated importance-weighted fitting of Q_theta(y|a,x) to P(a|x,y) P(y|x)."""
 
     kind: Literal["steerlm2"] = "steerlm2"
@@ -68,6 +62,8 @@ class SteerLM2Config(StageConfig):
     samples_per_prompt: int = Field(8, ge=2, description="n responses per (prompt, target) (paper: 10).")
     temperature: float = Field(0.7, gt=0, description="Sampling temperature (paper: 0.7).")
     top_p: float = Field(0.9, gt=0, le=1, description="Nucleus sampling (paper: 0.9).")
+    engine: EngineName = Field("native", description=ENGINE_HELP + " Weights synced at each iteration; log Q' "
+                               "is always the trainer's.")
     max_new_tokens: int = Field(48, ge=1, description="Tokens per sampled response.")
     generation_batch_size: int = Field(32, ge=1, description="Prompts per generation batch.")
     logprob_batch_size: int = Field(64, ge=1, description="Sequences per log-probability forward pass.")
@@ -99,8 +95,7 @@ class SteerLM2Config(StageConfig):
 def draw_targets(config: SteerLM2Config, count: int, rng: random.Random) -> list[dict[str, int]]:
     if config.target_distribution is None:
         return [dict(config.target or PAPER_TARGET)] * count
-    opts = config.target_distribution
-    return [dict(t.attributes) for t in rng.choices(opts, weights=[t.weight for t in opts], k=count)]
+    return draw_weighted(config.target_distribution, count, rng)
 
 
 def attribute_log_probs(attributes: list[str], pred, targets: list[dict[str, int]]):
@@ -131,6 +126,7 @@ class SteerLM2Stage(Stage):
 
     kind = "steerlm2"
     Config = SteerLM2Config
+    trainer_base = "align.trainers.steerlm2:SteerLM2Trainer"
     produces_model = True
     distributable = True
 
@@ -220,7 +216,7 @@ class SteerLM2Stage(Stage):
             kl_divergence,
             log_normalized_weights,
         )
-        from align.trainers.steerlm2 import SampleGroup, SteerLM2Trainer
+        from align.trainers.steerlm2 import SampleGroup
 
         rng = random.Random(ctx.seed * 1000 + k)
         prompts = rng.sample(all_prompts, min(config.max_prompts, len(all_prompts)))
@@ -256,7 +252,7 @@ class SteerLM2Stage(Stage):
                f"steerlm2/log_p_attr/iter{k}": float(la.mean())}
         for a in scorer.attributes:  # the scorer's mean labels of the samples (RM predictions or oracle labels)
             out[f"steerlm2/rm/{a}/iter{k}"] = sum(r["rm"][a] for r in records) / len(records)
-        trainer = SteerLM2Trainer(model, tok, config.train, it_dir, seed=ctx.seed + k,
+        trainer = self.build_trainer(config, model, tok, config.train, it_dir, seed=ctx.seed + k,
                                   normalize_by_tokens=config.normalize_by_tokens)
         _place_frozen(reference, scorer, "cpu")  # on a GPU: room for training; back for sampling / evaluation
         train_metrics = trainer.train(groups)
@@ -287,10 +283,15 @@ class SteerLM2Stage(Stage):
         by_target: dict[str, list[int]] = {}
         for i, t in enumerate(targets):
             by_target.setdefault(format_label(t), []).append(i)
+        from align.engines import reuse_or_start  # config.engine: started once per stage, synced each iteration
+
+        self.sampler = sampler = reuse_or_start(getattr(self, "sampler", None), config.engine, model, tok,
+                                                seed=ctx.seed + rank * 1_000_003)
         for j, (label, idx) in enumerate(sorted(by_target.items())):
-            outs = generate(model, tok, [prompts[i] for i in idx], sampling,
-                            seed=ctx.seed * 7919 + k * 101 + j + rank * 1_000_003,
-                            prompt_suffix=attribute_prefix(targets[idx[0]], config.marker))
+            batch, seed = [prompts[i] for i in idx], ctx.seed * 7919 + k * 101 + j + rank * 1_000_003
+            suffix = attribute_prefix(targets[idx[0]], config.marker)
+            outs = (generate(model, tok, batch, sampling, seed=seed, prompt_suffix=suffix) if sampler is None
+                    else sampler.generate_text(batch, sampling, seed=seed, prompt_suffix=suffix))
             for i, o in zip(idx, outs):
                 responses[i] = o
         flat_p = [p for p in prompts for _ in range(n)]

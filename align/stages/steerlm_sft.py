@@ -15,7 +15,7 @@ from pydantic import Field, model_validator
 from align.attributes import ATTRIBUTES
 from align.config.base import OracleEvalConfig, Ref, TrainConfig
 from align.config.model_spec import ModelSpec
-from align.stages.base import Stage, StageConfig, local_file, register_stage
+from align.stages.base import Stage, StageConfig, TrainerChoice, local_file, register_stage
 from align.steerlm.labels import DEFAULT_MARKER
 from align.steerlm.steer_eval import (
     PAPER_TARGET,
@@ -29,7 +29,7 @@ log = logging.getLogger("align")
 
 
 
-class SteerLMSFTConfig(StageConfig):
+class SteerLMSFTConfig(StageConfig, TrainerChoice):
     """Attribute-conditioned SFT on HelpSteer2-style rows (prompt, response, five attributes)."""
 
     kind: Literal["steerlm_sft"] = "steerlm_sft"
@@ -76,6 +76,7 @@ class SteerLMSFTStage(Stage):
 
     kind = "steerlm_sft"
     Config = SteerLMSFTConfig
+    trainer_base = "align.trainers.sft:SFTTrainer"
     produces_model = True
     distributable = True
 
@@ -97,7 +98,6 @@ class SteerLMSFTStage(Stage):
         from align.models import load_model, load_saved
         from align.steerlm.labels import attribute_prefix, check_marker
         from align.steerlm.sequences import tokenize_response
-        from align.trainers.sft import SFTTrainer
 
         set_seed(ctx.seed)
         model, tok = load_model(ctx.resolve_model(config.model), seed=ctx.seed)
@@ -120,7 +120,7 @@ class SteerLMSFTStage(Stage):
             random.Random(ctx.seed).shuffle(examples)
             n_eval = max(1, int(len(examples) * config.eval_fraction))
             eval_examples, examples = examples[:n_eval], examples[n_eval:]
-        trainer = SFTTrainer(model, tok, config.train, ctx.work_dir, seed=ctx.seed)
+        trainer = self.build_trainer(config, model, tok, config.train, ctx.work_dir, seed=ctx.seed)
         evaluator = StageEvaluator(config.oracle_eval if trainer.is_main else None, ctx)
         if trainer.is_main:  # the starting (unconditioned) model: what asking for eval_target should beat
             metrics.update(evaluator.run(model, tok, "before"))

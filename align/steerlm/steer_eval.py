@@ -43,6 +43,20 @@ class SteerEvalConfig(StrictModel):
     _targets_ok = field_validator("targets")(_check_targets)
 
 
+class WeightedTarget(StrictModel):
+    """One attribute combination of a target distribution."""
+
+    attributes: dict[str, int] = Field(description="Requested attributes (values 0..4).")
+    weight: float = Field(1.0, gt=0, description="Relative probability of this combination.")
+
+    _ok = field_validator("attributes")(lambda v: (format_label(v), v)[1])
+
+
+def draw_weighted(options: list[WeightedTarget], count: int, rng) -> list[dict[str, int]]:
+    """`count` targets drawn from a weighted list (with replacement) by `rng` (a random.Random)."""
+    return [dict(t.attributes) for t in rng.choices(options, weights=[t.weight for t in options], k=count)]
+
+
 def load_eval_prompts(cfg: SteerEvalConfig, ctx) -> list[list[dict]]:
     from align.data import load_prompts
 

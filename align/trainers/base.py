@@ -63,6 +63,8 @@ class BaseTrainer:
 
     #: prefix of the metrics this trainer reports (train/..., eval/...)
     metric_prefix = "train"
+    #: a plugin trainer's validated `trainer_options` (an instance of its `Options`), set by the stage
+    options = None
 
     def __init__(self, model, tokenizer, config: TrainConfig, output_dir: str | Path, *, seed: int = 0,
                  accelerator=None, cpu: bool = False):

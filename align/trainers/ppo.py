@@ -32,12 +32,12 @@ from torch import nn
 
 from align.config.base import TrainConfig
 from align.errors import TrainingError
+from align.logprobs import final_hidden, logprobs_from_model
 from align.losses import (
     AdaptiveKLController,
     FixedKLController,
     clipped_policy_loss,
     clipped_value_loss,
-    entropy_from_logits,
     gae,
     kl_estimate,
     masked_mean,
@@ -47,7 +47,7 @@ from align.rollouts import positions as _positions
 from align.rollouts import sample_responses
 from align.trainers.base import BaseTrainer
 from align.trainers.checkpoints import load_latest_checkpoint
-from align.trainers.dpo import reference_context, token_logps
+from align.trainers.dpo import reference_context
 
 log = logging.getLogger("align")
 
@@ -76,6 +76,11 @@ class PPOSettings:
     top_p: float = 1.0
     critic: Literal["shared", "separate"] = "shared"
     normalize_scores: bool = True
+    engine: Literal["native", "hf", "vllm"] = "native"  # rollout sampling engine (align.engines)
+    # attribute-target RL: per prompt a target drawn from [{attributes, weight}], written after the
+    # generation prompt as SteerLM's attribute prefix; the reward gets each response's target
+    target_distribution: list[dict] | None = None
+    marker: str = "<extra_id_2>"
 
 
 class ValueHead(nn.Module):
@@ -95,6 +100,9 @@ class PPOTrainer(BaseTrainer):
     """Actor-critic PPO. `reward_fn(prompts, responses) -> list[float]` is any RewardFunction."""
 
     metric_prefix = "ppo"
+    targets: list[dict] | None = None  # this rollout's attribute targets (attribute-target RL)
+    #: False for critic-free subclasses (GRPO, RLOO): no values are computed and no value loss is taken
+    uses_critic = True
 
     def __init__(self, model, tokenizer, reward_fn: Callable[[list, list], list[float]], config: TrainConfig,
                  output_dir, settings: PPOSettings | None = None, *, ref_model=None, seed: int = 0, accelerator=None):
@@ -119,6 +127,7 @@ class PPOTrainer(BaseTrainer):
                        if self.s.kl_target else FixedKLController(self.s.kl_coef))
         self.eos_id = tokenizer.eos_token_id
         self.score_stats = [0.0, 0.0, 0.0]  # count, mean, M2 of every raw score so far (Welford)
+        self.sampler = None  # the rollout engine (settings.engine), started at the first rollout
 
     # ---- forward pieces ----------------------------------------------------------------
     def forward(self, model, batch: dict[str, torch.Tensor], *, with_values: bool = True):
@@ -126,29 +135,27 @@ class PPOTrainer(BaseTrainer):
         P = batch["prompt_len"]
         ids, mask = batch["input_ids"], batch["attention_mask"]
         share = with_values and self.critic is None
-        out = model(input_ids=ids, attention_mask=mask, position_ids=_positions(mask), use_cache=False,
-                    output_hidden_states=share)
-        logits = out.logits[:, P - 1 :] / self.s.temperature  # the sampling distribution
-        logps = token_logps(logits, ids[:, P - 1 :])  # [B, R]
-        logits = logits[:, :-1]
+        # the sampling distribution (logits / temperature), from the hidden states in chunks: no [B, R, V] logits
+        out = logprobs_from_model(model, ids, attention_mask=mask, position_ids=_positions(mask), use_cache=False,
+                                  start=P - 1, temperature=self.s.temperature, with_entropy=True, return_hidden=share)
         values = None
         if with_values:
             if share:
-                hidden = out.hidden_states[-1]
+                hidden = out.hidden
             else:
-                hidden = self.critic(input_ids=ids, attention_mask=mask, position_ids=_positions(mask),
-                                     use_cache=False, output_hidden_states=True).hidden_states[-1]
+                hidden = final_hidden(self.critic, ids, attention_mask=mask, position_ids=_positions(mask),
+                                      use_cache=False)
             values = self.value_head(hidden[:, P - 1 : -1])
-        return logps, logits, values
+        return out.logps, out.entropy, values
 
     def compute_loss(self, model, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         """Clipped policy loss + vf_coef * clipped value loss on one minibatch of a rollout."""
-        logps, logits, values = self.forward(model, batch)
+        logps, entropies, values = self.forward(model, batch)
         mask = batch["response_mask"]
         pg_loss, pg_stats = clipped_policy_loss(logps, batch["old_logps"], batch["advantages"], mask, self.s.clip)
         vf_loss, vf_stats = clipped_value_loss(values, batch["old_values"], batch["returns"], mask, self.s.value_clip)
         with torch.no_grad():
-            entropy = masked_mean(entropy_from_logits(logits), mask)
+            entropy = masked_mean(entropies, mask)
         loss = pg_loss + self.s.vf_coef * vf_loss
         return loss, {"policy_loss": pg_loss.item(), "value_loss": vf_loss.item(),
                       "clip_fraction": pg_stats["clip_fraction"].item(), "approx_kl": pg_stats["approx_kl"].item(),
@@ -175,26 +182,36 @@ class PPOTrainer(BaseTrainer):
 
     # ---- rollouts ----------------------------------------------------------------------
     @torch.no_grad()
-    def rollout(self, prompts: list[list[dict]], seed: int) -> dict[str, Any]:
-        """Sample one response per prompt (KV cache), score it, and fill everything PPO needs."""
+    def rollout(self, prompts: list[list[dict]], seed: int, targets: list[dict] | None = None) -> dict[str, Any]:
+        """Sample one response per prompt (KV cache), score it, and fill everything PPO needs.
+        With a target distribution, each prompt asks for its target (drawn here unless given)."""
+        from align.steerlm.labels import attribute_prefix
+
         tok, model, device = self.tokenizer, self.unwrapped_model(), self.accelerator.device
+        if targets is None and self.s.target_distribution:
+            targets = self.draw_targets(len(prompts), seed)
+        self.targets = targets
+        suffix = [attribute_prefix(t, self.s.marker) for t in targets] if targets else ""
+        sampler, sync_stats = self.rollout_engine(model)
         batch, texts, has_eos = sample_responses(model, tok, prompts, max_new_tokens=self.s.max_new_tokens,
-                                                 temperature=self.s.temperature, top_p=self.s.top_p, seed=seed)
-        scores = torch.tensor([float(x) for x in self.reward_fn(prompts, texts)],
-                              dtype=torch.float32, device=device)
+                                                 temperature=self.s.temperature, top_p=self.s.top_p, seed=seed,
+                                                 engine=sampler, prompt_suffix=suffix)
+        scores = self.score(prompts, texts).to(device)
         raw_scores = scores.clone()
         if self.s.normalize_scores:
             scores = self._normalized(scores)
         scores = scores - self.s.missing_eos_penalty * (~has_eos).float()
         self.model.eval()
-        logps, _, values = self.forward(self.model, batch)
+        logps, _, values = self.forward(self.model, batch, with_values=self.uses_critic)
+        if values is None:
+            values = torch.zeros_like(logps)
         with reference_context(model) if self.ref_model is None else torch.no_grad():
             ref_logps, _, _ = self.forward(self.ref_model if self.ref_model is not None else self.model, batch,
                                            with_values=False)
         self.model.train()
         mask = batch["response_mask"]
         rewards, kl = self.token_rewards(scores, logps, ref_logps, mask)
-        batch.update(old_logps=logps, ref_logps=ref_logps, old_values=values * mask, rewards=rewards)
+        batch.update(old_logps=logps, ref_logps=ref_logps, old_values=values * mask, rewards=rewards, scores=scores)
         batch["advantages"], batch["returns"] = self.advantages(batch)
         # means over every process's responses (equal slices: a gather, then the mean)
         per_sample = torch.stack([raw_scores, scores, kl.sum(1), mask.sum(1), has_eos.float()], 1)
@@ -203,7 +220,49 @@ class PPOTrainer(BaseTrainer):
         means = per_sample.mean(0).tolist()
         stats = dict(zip(("reward", "score_with_penalty", "kl", "response_length", "eos_fraction"), means))
         stats["kl_coef"] = self.kl_ctl.value
+        stats.update(sync_stats, **_engine_mismatch(batch, logps))
         return {"batch": batch, "stats": stats, "texts": texts}
+
+    def rollout_engine(self, model):
+        """(the engine rollouts sample with, its stats): None for `native`, which keeps the in-process
+        `model.generate` path; hf and vllm are started at the first rollout (vllm from the policy's
+        weights then) and get the current weights at every later one, i.e. after each PPO step's
+        optimisation (the sync time is the `engine_sync_seconds` metric)."""
+        if self.s.engine == "native":
+            return None, {}
+        if self.sampler is None:
+            from align.engines import make_engine
+
+            self.sampler = make_engine(self.s.engine, model, self.tokenizer, seed=self.seed)
+            return self.sampler, {"engine_sync_seconds": 0.0}
+        return self.sampler, {"engine_sync_seconds": self.sampler.sync_weights(model)}
+
+    def draw_targets(self, count: int, seed: int) -> list[dict]:
+        """`count` attribute targets from the target distribution (seeded by the rollout's seed)."""
+        import random
+
+        opts = self.s.target_distribution
+        picks = random.Random(seed).choices(opts, weights=[float(t.get("weight", 1.0)) for t in opts], k=count)
+        return [dict(t["attributes"]) for t in picks]
+
+    def score(self, prompts: list[list[dict]], texts: list[str]) -> torch.Tensor:
+        """One scalar per response [B]: the reward function's, or, for a vector reward
+        (rewards.vector, `vectors()` per attribute), `combine_vectors` of its attribute scores."""
+        if hasattr(self.reward_fn, "vectors"):
+            return self.combine_vectors(self.reward_fn.vectors(prompts, texts))
+        kwargs = {"targets": self.targets} if getattr(self.reward_fn, "uses_targets", False) else {}
+        return torch.tensor([float(x) for x in self.reward_fn(prompts, texts, **kwargs)], dtype=torch.float32)
+
+    def combine_vectors(self, vectors: torch.Tensor) -> torch.Tensor:
+        """GDPO: each attribute standardised over the whole rollout batch (every process), then weighted."""
+        from rewards.vector import standardized_sum
+
+        acc = self.accelerator
+        if acc.num_processes == 1:
+            return standardized_sum(vectors, self.reward_fn.weights)
+        every = acc.gather(vectors.to(acc.device)).cpu()
+        n = len(vectors)
+        return standardized_sum(every, self.reward_fn.weights)[acc.process_index * n:(acc.process_index + 1) * n]
 
     def _normalized(self, scores: torch.Tensor) -> torch.Tensor:
         """(score - mean) / std over every rollout so far, this one included (all processes).
@@ -325,6 +384,16 @@ class PPOTrainer(BaseTrainer):
                 out[f"{k}_final"] = v
         out["ppo/reward_first"] = first["ppo/reward"]
         return out
+
+
+def _engine_mismatch(batch: dict[str, Any], logps: torch.Tensor) -> dict[str, float]:
+    """Mean |trainer log-prob - engine log-prob| per response token, when the engine returned log-probs.
+    PPO's old log-probs are always the trainer's; this only measures how far the engine's are off."""
+    if "engine_logps" not in batch:
+        return {}
+    mask = batch["response_mask"]
+    gap = ((logps.float() - batch["engine_logps"].float()).abs() * mask).sum() / mask.sum().clamp_min(1)
+    return {"engine_logprob_mismatch": float(gap)}
 
 
 def _select(batch: dict[str, Any], idx: torch.Tensor) -> dict[str, Any]:
