@@ -12,38 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
 
 from align.chat import pad_batch
-from align.trainers.base import BaseTrainer, EpochShuffleSampler
+from align.trainers.base import BaseTrainer, LengthGroupedSampler
 from rewards.data import PairExample, RegressionExample
 from rewards.losses import MISSING_LABEL, bradley_terry_loss, masked_mse
 
 log = logging.getLogger("align")
-
-
-class LengthGroupedSampler(EpochShuffleSampler):
-    """A (seed, epoch) permutation whose consecutive `batch_size` chunks have similar lengths.
-
-    Why: reward-model batches are padded to their longest sequence; grouping cuts padding
-    (and compute) while batch order stays random. Deterministic in (seed, epoch), so exact
-    resume still holds.
-    """
-
-    def __init__(self, lengths: list[int], batch_size: int, seed: int, group: int = 32):
-        super().__init__(len(lengths), seed, shuffle=True)
-        self.lengths, self.batch_size, self.group = lengths, batch_size, group
-
-    def __iter__(self):
-        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        perm = torch.randperm(self.n, generator=g).tolist()
-        chunk = self.batch_size * self.group
-        batches = []
-        for start in range(0, self.n, chunk):
-            part = sorted(perm[start:start + chunk], key=lambda i: -self.lengths[i])
-            batches += [part[i:i + self.batch_size] for i in range(0, len(part), self.batch_size)]
-        order = torch.randperm(len(batches), generator=g).tolist()
-        return iter([i for b in order for i in batches[b]])
 
 
 def init_head_bias(model, examples: list[RegressionExample]) -> None:
@@ -60,12 +35,6 @@ def init_head_bias(model, examples: list[RegressionExample]) -> None:
             model.head.bias.copy_(means.to(model.head.bias))
 
 
-def _length(example) -> int:
-    if isinstance(example, PairExample):
-        return max(len(example.chosen_ids), len(example.rejected_ids))
-    return len(example.input_ids)
-
-
 class RewardModelTrainer(BaseTrainer):
     """Regression (masked MSE) or Bradley-Terry training of an AttributeRewardModel."""
 
@@ -79,7 +48,7 @@ class RewardModelTrainer(BaseTrainer):
         self.best_dir = Path(best_dir) if best_dir else None
         self.best_loss = math.inf
         self.best_step = -1
-        self.group_by_length = group_by_length
+        self._group_by_length = group_by_length  # the stage's own switch (on by default for RMs)
 
     # ---- override points ---------------------------------------------------------------
     def collate(self, examples: list[Any]) -> dict[str, torch.Tensor]:
@@ -121,11 +90,9 @@ class RewardModelTrainer(BaseTrainer):
         if self.is_main:
             log.info("step %d: best validation loss so far %.4f (saved)", self.global_step, self.best_loss)
 
-    def _make_loader(self, dataset, shuffle: bool) -> DataLoader:
-        if not (shuffle and self.group_by_length):
-            return super()._make_loader(dataset, shuffle)
-        sampler = LengthGroupedSampler([_length(e) for e in dataset], self.config.batch_size, self.seed)
-        return DataLoader(dataset, batch_size=self.config.batch_size, sampler=sampler, collate_fn=self.collate)
+    @property
+    def group_by_length(self) -> bool:
+        return self._group_by_length or self.config.group_by_length
 
 
 __all__ = ["RewardModelTrainer", "LengthGroupedSampler", "init_head_bias", "RegressionExample", "PairExample"]

@@ -62,6 +62,8 @@ class TrainConfig(StrictModel):
         "truncate", description="What to do with longer sequences: cut them or drop the row (counted in metrics)."
     )
     precision: Literal["no", "bf16", "fp16"] = Field("no", description="Mixed precision (accelerate).")
+    group_by_length: bool = Field(False, description="Batch examples of similar length (less padding, order still "
+                                                     "random and resumable); train/pad_fraction shows the padding.")
     gradient_checkpointing: bool = Field(False, description="Trade compute for activation memory.")
     save_every: int = Field(50, ge=0, description="Checkpoint every N optimizer steps (0: only at the end).")
     keep_checkpoints: int = Field(2, ge=1, description="How many recent checkpoints to keep.")

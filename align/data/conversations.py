@@ -48,8 +48,8 @@ def load_conversations(source: str, split: str | None = None, *, data_dir: str |
     for ref, row in load_table(source, split, data_dir, split_column="split"):
         if min_attributes:
             if "messages" in row and "prompt" not in row:
-                raise ref.error(f"min_attributes filters HelpSteer2 rows by their ratings; this row has "
-                                f"'messages' and no ratings")
+                raise ref.error("min_attributes filters HelpSteer2 rows by their ratings; this row has "
+                                "'messages' and no ratings")
             require_columns(ref, row, ("prompt", "response", *min_attributes))
             if any(int_field(ref, row, a, MIN_VALUE, MAX_VALUE) < low for a, low in min_attributes.items()):
                 continue

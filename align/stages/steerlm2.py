@@ -25,9 +25,9 @@ import random
 import shutil
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
-from align.config.base import OracleEvalConfig, Ref, StrictModel, TrainConfig
+from align.config.base import OracleEvalConfig, Ref, TrainConfig
 from align.engines.base import ENGINE_HELP, EngineName
 from align.io_utils import read_jsonl, write_jsonl
 from align.stages.base import Stage, StageConfig, TrainerChoice, local_file, register_stage

@@ -58,6 +58,42 @@ class EpochShuffleSampler(Sampler[int]):
         return self.n
 
 
+class LengthGroupedSampler(EpochShuffleSampler):
+    """A (seed, epoch) permutation whose consecutive `batch_size` chunks have similar lengths.
+
+    Why: batches are padded to their longest sequence; grouping cuts padding (and compute)
+    while batch order stays random. Within each window of `group` batches the examples are
+    sorted by length, then the batches are shuffled. Deterministic in (seed, epoch), so exact
+    resume still holds.
+    """
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int, group: int = 32):
+        super().__init__(len(lengths), seed, shuffle=True)
+        self.lengths, self.batch_size, self.group = lengths, batch_size, group
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        perm = torch.randperm(self.n, generator=g).tolist()
+        chunk = self.batch_size * self.group
+        batches = []
+        for start in range(0, self.n, chunk):
+            part = sorted(perm[start:start + chunk], key=lambda i: -self.lengths[i])
+            batches += [part[i:i + self.batch_size] for i in range(0, len(part), self.batch_size)]
+        order = torch.randperm(len(batches), generator=g).tolist()
+        return iter([i for b in order for i in batches[b]])
+
+
+def example_length(example) -> int:
+    """Tokens an example puts in a batch row: its input_ids, or a pair's prompt plus its longer completion."""
+    if hasattr(example, "input_ids"):
+        return len(example.input_ids)
+    if hasattr(example, "chosen_ids"):
+        return len(getattr(example, "prompt_ids", ())) + max(len(example.chosen_ids), len(example.rejected_ids))
+    if hasattr(example, "examples"):  # a SteerLM 2.0 sample group
+        return max(example_length(e) for e in example.examples)
+    return 0
+
+
 class BaseTrainer:
     """Runs optimisation for any algorithm that defines `compute_loss`."""
 
@@ -117,8 +153,15 @@ class BaseTrainer:
     def unwrapped_model(self):
         return self.accelerator.unwrap_model(self.model)
 
+    @property
+    def group_by_length(self) -> bool:
+        return self.config.group_by_length
+
     def _make_loader(self, dataset: Sequence, shuffle: bool) -> DataLoader:
-        sampler = EpochShuffleSampler(len(dataset), self.seed, shuffle=shuffle)
+        if shuffle and self.group_by_length:
+            sampler = LengthGroupedSampler([example_length(e) for e in dataset], self.config.batch_size, self.seed)
+        else:
+            sampler = EpochShuffleSampler(len(dataset), self.seed, shuffle=shuffle)
         return DataLoader(dataset, batch_size=self.config.batch_size, sampler=sampler, collate_fn=self.collate)
 
     def _make_optimizer(self):
@@ -193,6 +236,7 @@ class BaseTrainer:
         micro_in_epoch = 0
         window: dict[str, list[float]] = defaultdict(list)
         t0, samples = time.time(), 0
+        tokens = [0, 0]  # padded and total positions of this run's batches (attention_mask)
         progress = _Progress(total_steps, self.global_step, enabled=self.is_main, label=self.metric_prefix)
         self.model.train()
         done = self.global_step >= total_steps
@@ -215,6 +259,10 @@ class BaseTrainer:
                     scheduler.step()
                     optimizer.zero_grad()
                 samples += _batch_size(batch)
+                if isinstance(batch, dict) and isinstance(batch.get("attention_mask"), torch.Tensor):
+                    m = batch["attention_mask"]
+                    tokens[0] += int(m.numel() - m.sum())
+                    tokens[1] += int(m.numel())
                 window["loss"].append(loss.detach().float().item())
                 for k, v in metrics.items():
                     window[k].append(float(v))
@@ -238,6 +286,8 @@ class BaseTrainer:
             self._log(window, scheduler, None)
         elapsed = time.time() - t0
         results = self._summary(elapsed, samples)
+        if tokens[1]:
+            results[f"{self.metric_prefix}/pad_fraction"] = tokens[0] / tokens[1]
         if eval_dataset is not None:
             results.update(self.evaluate(eval_dataset))
             self._log_eval({k: v for k, v in results.items() if k.startswith("eval/")})
