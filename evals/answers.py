@@ -56,9 +56,11 @@ class LocalChatModel:
     """A loaded causal LM + tokenizer, answering through `align.generation.generate`."""
 
     def __init__(self, model, tokenizer, *, max_new_tokens: int = FASTCHAT_MAX_NEW_TOKENS, batch_size: int = 16,
-                 seed: int = 0, prompt_suffix: str = ""):
-        # prompt_suffix: text after the generation prompt (a SteerLM model's attribute label string)
+                 seed: int = 0, prompt_suffix: str = "", engine: str = "native"):
+        # prompt_suffix: text after the generation prompt (a SteerLM model's attribute label string);
+        # engine: native (align.generation), hf or vllm (align.engines, started at the first answer)
         self.model, self.tokenizer, self.seed, self.prompt_suffix = model, tokenizer, seed, prompt_suffix
+        self.engine_name, self.engine = engine, None
         self.max_new_tokens, self.batch_size = max_new_tokens, batch_size
         self.truncated = 0  # answers that used the whole token budget, over every `complete` call
         self.too_long = 0  # prompts that left no room for an answer
@@ -102,8 +104,16 @@ class LocalChatModel:
         for budget in sorted(set(budgets) - {0}):  # one batch per budget (most prompts share the full one)
             idx = [i for i, b in enumerate(budgets) if b == budget]
             sampling = SamplingConfig(max_new_tokens=budget, temperature=temperature, batch_size=self.batch_size)
-            rows = generate_tokens(self.model, self.tokenizer, [conversations[i] for i in idx], sampling,
-                                   seed=self.seed, prompt_suffix=self.prompt_suffix)
+            batch = [conversations[i] for i in idx]
+            if self.engine_name == "native":
+                rows = generate_tokens(self.model, self.tokenizer, batch, sampling, seed=self.seed,
+                                       prompt_suffix=self.prompt_suffix)
+            else:
+                if self.engine is None:
+                    from align.engines import make_engine
+
+                    self.engine = make_engine(self.engine_name, self.model, self.tokenizer, seed=self.seed)
+                rows = self.engine.generate(batch, sampling, seed=self.seed, prompt_suffix=self.prompt_suffix).tokens
             for i, choices in zip(idx, rows):
                 ids, finished = split_at_eos(choices[0], eos)
                 self.truncated += not finished  # cut by its budget rather than ended on its own

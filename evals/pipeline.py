@@ -56,13 +56,15 @@ class GenerationSettings:
     temperature: float | str = "fastchat"
     batch_size: int = 16
     seed: int = 0
+    engine: str = "native"  # align.engines: native, hf or vllm
 
     def temperature_for(self, question) -> float:
         return fastchat_temperature(question.category) if self.temperature == "fastchat" else float(self.temperature)
 
     def record(self) -> dict:
         """The settings as written into results (the report prints them)."""
-        return {"max_new_tokens": self.max_new_tokens, "temperature": self.temperature, "seed": self.seed}
+        return {"max_new_tokens": self.max_new_tokens, "temperature": self.temperature, "seed": self.seed,
+                "engine": self.engine}
 
 
 def safe_name(name: str) -> str:
@@ -80,7 +82,7 @@ def answers_for(m: ModelUnderTest, questions, gen: GenerationSettings, path: Pat
         chat = EndpointChatModel(m.endpoint, max_new_tokens=gen.max_new_tokens)
     else:
         chat = LocalChatModel.load(m.path, max_new_tokens=gen.max_new_tokens, batch_size=gen.batch_size,
-                                   seed=gen.seed, prompt_suffix=m.prompt_suffix)
+                                   seed=gen.seed, prompt_suffix=m.prompt_suffix, engine=gen.engine)
     answers = generate_answers(questions, chat, gen.temperature_for)
     if stats is not None and hasattr(chat, "truncated"):
         stats["answers/truncated"] = float(chat.truncated)

@@ -94,3 +94,21 @@ def test_make_engine_vllm_without_vllm_raises_a_clear_error(world_dir):
     model, tok = _model(world_dir)
     with pytest.raises(EngineError, match="make install-vllm"):
         make_engine("vllm", model, tok)
+
+
+def test_answers_for_evaluation_go_through_the_chosen_engine(world_dir, tmp_path, capsys):
+    """`align eval --engine` / mtbench `generation.engine`: the same greedy answers from native and hf;
+    --engine vllm without vllm stops at once with the fix named."""
+    from evals.answers import LocalChatModel
+
+    model, tok = _model(world_dir)
+    convs = load_prompts(str(world_dir / "data" / "prompts_test.jsonl"))[:6]
+    native = LocalChatModel(model, tok, max_new_tokens=12).complete(convs)
+    chat = LocalChatModel(model, tok, max_new_tokens=12, engine="hf")
+    assert chat.complete(convs) == native and isinstance(chat.engine, HFEngine)
+    if not vllm_available():
+        code = main(["eval", "--model", str(tmp_path), "--questions", "q.jsonl", "--engine", "vllm",
+                     "--out", str(tmp_path / "out")])
+        err = capsys.readouterr().err
+        assert code == 2 and "make install-vllm" in err and "Traceback" not in err
+        assert not (tmp_path / "out").exists()

@@ -41,6 +41,8 @@ def add_parser(sub) -> None:
                    help="seconds per request; a timed-out request is retried with twice as long")
     p.add_argument("--retries", type=int, default=4, help="retries of a failed request (exponential backoff)")
     p.add_argument("--max-new-tokens", type=int, default=1024, help="tokens per answer turn (FastChat: 1024)")
+    p.add_argument("--engine", choices=["native", "hf", "vllm"], default="native",
+                   help="how local models generate answers (vllm: `make install-vllm`)")
     p.add_argument("--temperature", default="fastchat",
                    help="answer temperature: fastchat (FastChat's per-category table, the default) or a number (0: greedy)")
     p.add_argument("--batch-size", type=int, default=16, help="conversations per generation batch (local)")
@@ -56,7 +58,12 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from pathlib import Path
 
+    from align.engines import INSTALL_HINT, vllm_available
     from align.errors import ConfigError
+
+    if args.engine == "vllm" and not vllm_available():
+        raise ConfigError([f"--engine vllm needs the vllm package, which is not installed: {INSTALL_HINT}"],
+                          "align eval")
     from align.stages.mtbench import (
         EndpointSpec,
         JudgeConfig,
@@ -94,7 +101,8 @@ def run(args) -> int:
     if args.max_questions:
         questions = questions[: args.max_questions]
     results = evaluate(models, questions, build_judge(judge_cfg), args.out, reuse_answers=not args.regenerate,
-                       gen=GenerationSettings(args.max_new_tokens, _temperature(args.temperature), args.batch_size),
+                       gen=GenerationSettings(args.max_new_tokens, _temperature(args.temperature), args.batch_size,
+                                              engine=args.engine),
                        title=args.title, pairwise_baseline=args.pairwise,
                        references=args.references or ("mt_bench/reference_answer/gpt-4.jsonl"
                                                       if args.questions == "mt_bench" else None))

@@ -16,6 +16,7 @@ from pydantic import Field, field_validator, model_validator
 
 from align.config.base import Ref, StrictModel
 from align.errors import DataError
+from align.engines.base import ENGINE_HELP, EngineName
 from align.stages.base import Stage, StageConfig, register_stage
 from evals.paper import PAPER_MTBENCH
 
@@ -77,6 +78,7 @@ class GenerationConfig(StrictModel):
                                 "humanities, 0 math/coding/reasoning/extraction, 0.7 other categories); a number: "
                                 "every category (0: greedy).")
     batch_size: int = Field(16, ge=1, description="Conversations per generation batch (local models).")
+    engine: EngineName = Field("native", description=ENGINE_HELP)
 
     @field_validator("temperature")
     @classmethod
@@ -207,7 +209,7 @@ class MTBenchStage(Stage):
         models += [ModelUnderTest(e.name or e.model, endpoint=e.client()) for e in config.endpoints]
         heldout = self._heldout(config, models, names, ctx) if config.heldout else None
         gen = GenerationSettings(config.generation.max_new_tokens, config.generation.temperature,
-                                 config.generation.batch_size, ctx.seed)
+                                 config.generation.batch_size, ctx.seed, config.generation.engine)
         judge = build_judge(config.judge, ctx.resolve)
         baseline = config.pairwise_baseline and names.get(config.pairwise_baseline, config.pairwise_baseline)
         results = evaluate(models, questions, judge, ctx.work_dir, gen=gen, title=config.title,
