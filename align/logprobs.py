@@ -89,6 +89,20 @@ def _fold(z: torch.Tensor, targets: torch.Tensor, with_entropy: bool):
     return logp, lse, ent
 
 
+def _fold_chunks(n: int, chunk: int, logits_of, targets: torch.Tensor, with_entropy: bool, device):
+    """`_fold` over rows [s, e) of n, `chunk` at a time: logits_of(s, e) gives that chunk's fp32 logits.
+    Returns (logp [n], lse [n], entropy [n] | None); only one chunk's logits exist at a time."""
+    logp = torch.empty(n, dtype=torch.float32, device=device)
+    lse = torch.empty_like(logp)
+    ent = torch.empty_like(logp) if with_entropy else None
+    for s in range(0, n, chunk):
+        e = min(n, s + chunk)
+        logp[s:e], lse[s:e], en = _fold(logits_of(s, e), targets[s:e], with_entropy)
+        if with_entropy:
+            ent[s:e] = en
+    return logp, lse, ent
+
+
 def _grad_logits(z: torch.Tensor, targets, lse, g_logp, ent, g_ent, temperature: float) -> torch.Tensor:
     """d loss / d (pre-temperature logits) of one chunk, fp32 [c, V]; overwrites z (fp32 logits / T)."""
     z.sub_(lse.unsqueeze(1))  # log p
@@ -137,22 +151,13 @@ class _HeadLogProbs(torch.autograd.Function):
     def forward(ctx, hidden, weight, bias, targets, temperature, chunk, with_entropy, compute_dtype):
         ctx.set_materialize_grads(False)
         n = hidden.shape[0]
-        logp = torch.empty(n, dtype=torch.float32, device=hidden.device)
-        lse = torch.empty_like(logp)
-        ent = torch.empty_like(logp) if with_entropy else None
         w = weight.to(compute_dtype)
         b = bias.to(compute_dtype) if bias is not None else None
         with torch.autocast(hidden.device.type, enabled=False):
-            for s in range(0, n, chunk):
-                e = min(n, s + chunk)
-                lp, ls, en = _fold(_project(hidden[s:e], w, b, compute_dtype, temperature), targets[s:e], with_entropy)
-                logp[s:e], lse[s:e] = lp, ls
-                if with_entropy:
-                    ent[s:e] = en
+            logp, lse, ent = _fold_chunks(n, chunk, lambda s, e: _project(hidden[s:e], w, b, compute_dtype, temperature),
+                                          targets, with_entropy, hidden.device)
         ctx.save_for_backward(hidden, weight, bias, targets, lse, ent)
         ctx.temperature, ctx.chunk, ctx.compute_dtype = temperature, chunk, compute_dtype
-        if ent is None:
-            return logp, None
         return logp, ent
 
     @staticmethod
@@ -202,19 +207,10 @@ class _LogitsLogProbs(torch.autograd.Function):
     def forward(ctx, logits, bi, ti, targets, temperature, chunk, with_entropy):
         ctx.set_materialize_grads(False)
         n = bi.shape[0]
-        logp = torch.empty(n, dtype=torch.float32, device=logits.device)
-        lse = torch.empty_like(logp)
-        ent = torch.empty_like(logp) if with_entropy else None
-        for s in range(0, n, chunk):
-            e = min(n, s + chunk)
-            lp, ls, en = _fold(_rows(logits, bi[s:e], ti[s:e], temperature), targets[s:e], with_entropy)
-            logp[s:e], lse[s:e] = lp, ls
-            if with_entropy:
-                ent[s:e] = en
+        logp, lse, ent = _fold_chunks(n, chunk, lambda s, e: _rows(logits, bi[s:e], ti[s:e], temperature), targets,
+                                      with_entropy, logits.device)
         ctx.save_for_backward(logits, bi, ti, targets, lse, ent)
         ctx.temperature, ctx.chunk = temperature, chunk
-        if ent is None:
-            return logp, None
         return logp, ent
 
     @staticmethod

@@ -60,10 +60,10 @@ class TokenizerStage(Stage):
         texts = [t for source in config.data for t in load_texts(ctx.resolve(source))]
         tok = train_chat_tokenizer(texts, ctx.work_dir / "tokenizer", config.vocab_size,
                                    min_frequency=config.min_frequency, model_max_length=config.model_max_length)
-        lengths = [len(ids) for ids in tok(texts[:5000], add_special_tokens=False)["input_ids"]]
+        lengths = [len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]]
         ctx.log.info("tokenizer: %d tokens from %d texts; median %d tokens per text", len(tok), len(texts),
                      statistics.median(lengths))
         return {"tokenizer/vocab_size": float(len(tok)), "data/texts": float(len(texts)),
                 "data/chars": float(sum(map(len, texts))),
                 "tokenizer/median_tokens_per_text": float(statistics.median(lengths)),
-                "tokenizer/chars_per_token": sum(map(len, texts[:5000])) / max(sum(lengths), 1)}
+                "tokenizer/chars_per_token": sum(map(len, texts)) / max(sum(lengths), 1)}

@@ -236,7 +236,7 @@ class BaseTrainer:
         micro_in_epoch = 0
         window: dict[str, list[float]] = defaultdict(list)
         t0, samples = time.time(), 0
-        tokens = [0, 0]  # padded and total positions of this run's batches (attention_mask)
+        padded, positions = 0, 0  # of this run's batches (attention_mask); padded stays on the device (no sync)
         progress = _Progress(total_steps, self.global_step, enabled=self.is_main, label=self.metric_prefix)
         self.model.train()
         done = self.global_step >= total_steps
@@ -261,8 +261,8 @@ class BaseTrainer:
                 samples += _batch_size(batch)
                 if isinstance(batch, dict) and isinstance(batch.get("attention_mask"), torch.Tensor):
                     m = batch["attention_mask"]
-                    tokens[0] += int(m.numel() - m.sum())
-                    tokens[1] += int(m.numel())
+                    padded = padded + (m.numel() - m.sum())
+                    positions += m.numel()
                 window["loss"].append(loss.detach().float().item())
                 for k, v in metrics.items():
                     window[k].append(float(v))
@@ -286,8 +286,8 @@ class BaseTrainer:
             self._log(window, scheduler, None)
         elapsed = time.time() - t0
         results = self._summary(elapsed, samples)
-        if tokens[1]:
-            results[f"{self.metric_prefix}/pad_fraction"] = tokens[0] / tokens[1]
+        if positions:
+            results[f"{self.metric_prefix}/pad_fraction"] = float(padded) / positions
         if eval_dataset is not None:
             results.update(self.evaluate(eval_dataset))
             self._log_eval({k: v for k, v in results.items() if k.startswith("eval/")})

@@ -44,6 +44,7 @@ from align.losses import (
     masked_whiten,
 )
 from align.rollouts import positions as _positions
+from align.steerlm.labels import DEFAULT_MARKER, attribute_prefix
 from align.rollouts import sample_responses
 from align.trainers.base import BaseTrainer
 from align.trainers.checkpoints import load_latest_checkpoint
@@ -80,7 +81,7 @@ class PPOSettings:
     # attribute-target RL: per prompt a target drawn from [{attributes, weight}], written after the
     # generation prompt as SteerLM's attribute prefix; the reward gets each response's target
     target_distribution: list[dict] | None = None
-    marker: str = "<extra_id_2>"
+    marker: str = DEFAULT_MARKER
 
 
 class ValueHead(nn.Module):
@@ -185,8 +186,6 @@ class PPOTrainer(BaseTrainer):
     def rollout(self, prompts: list[list[dict]], seed: int, targets: list[dict] | None = None) -> dict[str, Any]:
         """Sample one response per prompt (KV cache), score it, and fill everything PPO needs.
         With a target distribution, each prompt asks for its target (drawn here unless given)."""
-        from align.steerlm.labels import attribute_prefix
-
         tok, model, device = self.tokenizer, self.unwrapped_model(), self.accelerator.device
         if targets is None and self.s.target_distribution:
             targets = self.draw_targets(len(prompts), seed)
