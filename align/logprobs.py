@@ -10,8 +10,9 @@ them, so it holds O(chunk x V) too (`_HeadLogProbs`). The values are those of th
 formula (log_softmax in fp32, then gather); the gradients are exact.
 
 Where the hidden-state path cannot be used it falls back to the model's logits, and still
-computes chunk-wise in fp32 (`logprobs_from_logits`: no fp32 copy; the model's logits, in their
-own dtype, are held, and their gradient): under DeepSpeed ZeRO-3 and FSDP (the LM head's
+computes chunk-wise in fp32 (`logprobs_from_own_logits`: no fp32 copy; the model's logits, in
+their own dtype, are held, and their gradient; only from position `start` on, through the model's
+`logits_to_keep`, so PPO's prompts get none): under DeepSpeed ZeRO-3 and FSDP (the LM head's
 weight is sharded outside its module's forward; untested here, so not attempted), for a model
 whose forward takes no `logits_to_keep`, or whose logits are not a plain projection of the
 final hidden state (softcapping, logit scaling: checked once per model against the logits the
@@ -464,11 +465,29 @@ def logprobs_from_model(model, input_ids: torch.Tensor, *, targets: torch.Tensor
             logps, ent = logprobs_from_hidden(hidden, head, targets, start=start, mask=mask, temperature=temperature,
                                               with_entropy=with_entropy, chunk_size=chunk_size, compute_dtype=cd)
             return TokenLogProbs(logps, ent, hidden, True)
+    return logprobs_from_own_logits(model, input_ids, targets=targets, start=start, mask=mask,
+                                    temperature=temperature, with_entropy=with_entropy, return_hidden=return_hidden,
+                                    chunk_size=chunk_size, **model_kwargs)
+
+
+def logprobs_from_own_logits(model, input_ids: torch.Tensor, *, targets: torch.Tensor | None = None, start: int = 0,
+                             mask: torch.Tensor | None = None, temperature: float = 1.0, with_entropy: bool = False,
+                             return_hidden: bool = False, chunk_size: int | None = None,
+                             **model_kwargs) -> TokenLogProbs:
+    """`logprobs_from_model` through the model's own logits (chunk-wise fp32, no fp32 copy): the path for
+    sharded weights (ZeRO-3, FSDP), where the LM head's weight exists only inside its module's forward.
+    With `start` > 0 the model projects only positions >= start (`logits_to_keep`), so a PPO response
+    of R tokens after a long prompt holds [B, R+1, V] logits, not [B, T, V]."""
+    targets = input_ids if targets is None else targets
+    keep = _keep_kw(_unwrap(model)[0])
+    offset = start if (keep is not None and start > 0) else 0
+    if offset:
+        model_kwargs[keep] = input_ids.shape[1] - offset
     if return_hidden:
         model_kwargs["output_hidden_states"] = True
     out = model(input_ids=input_ids, **model_kwargs)
-    logps, ent = logprobs_from_logits(out.logits, targets, start=start, mask=mask, temperature=temperature,
-                                      with_entropy=with_entropy, chunk_size=chunk_size)
+    logps, ent = logprobs_from_logits(out.logits, targets[:, offset:], start=start - offset, mask=mask,
+                                      temperature=temperature, with_entropy=with_entropy, chunk_size=chunk_size)
     return TokenLogProbs(logps, ent, out.hidden_states[-1] if return_hidden else None, False)
 
 

@@ -27,7 +27,13 @@ Frozen models: `steerlm2` and `ppo` also count the models they hold beside the t
 (`frozen`: the reference and the reward model; PPO's reference is a copy of the policy
 unless it trains LoRA, whose disabled adapter is the reference; a separate critic is a
 trained full copy whose activations add to the policy's, as one loss trains both; the
-micro-batch is minibatch / processes, and under DDP every process holds all of it).
+micro-batch is minibatch / processes, and every process holds the frozen models whole,
+also under ZeRO-3 / FSDP). PPO's total is the larger of two phases: training (the trained
+states, activations, frozen models) and sampling its rollouts (the trained states, the whole
+policy, the frozen models, and the KV cache of rollout_batch / processes sequences of
+max_length). Under ZeRO-3 the whole weights of everything trained (policy, and a separate
+critic) are gathered for sampling and released after it; under FSDP a whole policy copy is
+kept for sampling, so it counts in both phases (align/trainers/actor_critic.py).
 steerlm2 samples with the whole policy and the frozen models on every process, then trains
 with the frozen models moved to CPU memory, so its total is the larger of the two phases
 (KV cache not counted). For other stages the estimate is the trained model only. A DPO
@@ -287,19 +293,34 @@ def _steerlm2_memory(cfg, stages: dict) -> dict:
                    **_dist_kwargs(cfg))
     out["frozen"] = None if None in frozen else sum(frozen)
     out["sampling"] = None if out["frozen"] is None else _whole_gib(arch, spec) + out["frozen"]
+    out["frozen_offloaded"] = True  # to CPU memory while the policy trains
     out["total"] = max(out["total"], out["sampling"] or 0.0)
     return out
 
 
 def _ppo_extras(cfg, stages: dict, arch: Arch, spec, out: dict, batch: int, dist: dict) -> dict:
-    """PPO holds a reference copy (unless LoRA), the reward model, and maybe a separate critic."""
+    """PPO holds a reference copy (unless LoRA), the reward model, and maybe a separate critic, and
+    samples with the whole policy and a KV cache (see the module doc for the two phases)."""
     frozen = [0.0 if spec.lora else _whole_gib(arch, spec), _weights_gib(cfg.reward.model, stages)]
     out["frozen"] = None if None in frozen else sum(frozen)
-    if cfg.critic == "separate":  # a merged full copy, all of it trained, in the same step as the policy
+    separate = cfg.critic == "separate"
+    if separate:  # a merged full copy, all of it trained, in the same step as the policy
         critic = estimate(arch, dtype=spec.dtype, precision=cfg.train.precision, batch=batch,
                           seq=cfg.train.max_length, lora_r=None, grad_ckpt=cfg.train.gradient_checkpointing,
                           kind="reward_model", **dist)  # hidden states only (align.logprobs.final_hidden)
         for key in ("weights", "grads", "optimizer", "activations"):
             out[key] += critic[key]
-    out["total"] = out["weights"] + out["grads"] + out["optimizer"] + out["activations"] + (out["frozen"] or 0.0)
+    whole = _whole_gib(arch, spec)
+    zero3 = dist["strategy"] == "deepspeed" and dist["zero_stage"] == 3 and dist["world"] > 1
+    gathered = whole * (2 if separate else 1) if zero3 else 0.0  # transient, for the rollouts only
+    out["sampling_copy"] = whole if dist["strategy"] == "fsdp" else 0.0  # kept all along
+    kv = arch.hidden * arch.kv_heads // arch.heads  # K and V per layer and token: 2 x kv values
+    rows = max(1, cfg.rollout_batch // dist["world"])
+    out["kv_cache"] = rows * cfg.train.max_length * arch.layers * 2 * kv * WEIGHT_BYTES[spec.dtype] / GIB
+    states = out["weights"] + out["grads"] + out["optimizer"] + (out["frozen"] or 0.0) + out["sampling_copy"]
+    out["training"] = states + out["activations"]
+    out["sampling"] = states + gathered + out["kv_cache"]
+    out["sampling_what"] = ("trained shards, the whole policy gathered, frozen, KV cache" if zero3 else
+                            "trained states, frozen, " + ("policy copy, " if out["sampling_copy"] else "") + "KV cache")
+    out["total"] = max(out["training"], out["sampling"])
     return out

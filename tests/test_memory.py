@@ -69,10 +69,44 @@ def test_8b_recipe_stages_count_their_logprob_path():
     assert mem["rm"]["logprobs_path"] == "none"
     for name in ("steerlm1", "steerlm2", "dpo"):  # ZeRO-3: the model's bf16 logits, chunked fp32
         assert mem[name]["logprobs_path"] == "logits", name
-    assert mem["ppo"]["logprobs_path"] == "lean"  # DDP + LoRA
+    assert mem["ppo"]["logprobs_path"] == "logits"  # full-parameter under ZeRO-3: the response positions' logits
     dpo = stages["dpo"]
     rows = 2 * dpo.train.batch_size * dpo.train.max_length  # a pair is two sequences
     assert mem["dpo"]["logprobs"] * GIB == pytest.approx(2 * rows * LLAMA8B.vocab * 2 + 8 * 1024 * LLAMA8B.vocab)
     ppo = stages["ppo"]
     assert mem["ppo"]["logprobs"] * GIB < 2 * ppo.minibatch // 8 * ppo.train.max_length * LLAMA8B.vocab * 4 / 2
     assert mem["ppo"]["logprobs"] < 2  # GiB: one 1024-row chunk of the 128k vocabulary
+
+
+def test_sharded_ppo_counts_its_training_and_sampling_phases():
+    """The 8B recipe's PPO: full-parameter under ZeRO-3 on 8 GPUs, frozen reference and RM whole on each."""
+    recipe = load_recipe(RECIPE_8B)
+    stages = {s.name: s for s in recipe.stages}
+    ppo = stages["ppo"]
+    assert ppo.model.lora is None and ppo.distributed.strategy == "deepspeed" and ppo.distributed.zero_stage == 3
+    mem = stage_memory(ppo, stages)
+    P, world = LLAMA8B.params, 8
+    whole = P * 2 / GIB  # bf16
+    assert mem["weights"] == pytest.approx(whole / world) and mem["optimizer"] == pytest.approx(12 * P / world / GIB)
+    assert mem["frozen"] == pytest.approx(2 * whole)  # the reference copy and the (8B) reward model
+    kv = ppo.rollout_batch // world * ppo.train.max_length * LLAMA8B.layers * 2 * 1024 * 2 / GIB
+    assert mem["kv_cache"] == pytest.approx(kv)
+    states = mem["weights"] + mem["grads"] + mem["optimizer"] + mem["frozen"]
+    assert mem["training"] == pytest.approx(states + mem["activations"])
+    assert mem["sampling"] == pytest.approx(states + whole + kv)  # the policy gathered whole for the rollouts
+    assert mem["total"] == max(mem["training"], mem["sampling"]) < 80 * 1e9 / GIB  # fits an 80 GB GPU
+
+    def variant(**dist):
+        return stage_memory(ppo.model_copy(update={"distributed": ppo.distributed.model_copy(update=dist)}), stages)
+
+    ddp = variant(strategy="ddp")  # whole weights everywhere: nothing to gather, but no sharding either
+    assert ddp["weights"] == pytest.approx(whole) and ddp["sampling"] == pytest.approx(
+        ddp["weights"] + ddp["grads"] + ddp["optimizer"] + ddp["frozen"] + kv)
+    assert ddp["total"] > 80 * 1e9 / GIB  # why the recipe's full-parameter PPO needs ZeRO-3
+    fsdp = variant(strategy="fsdp")  # a whole policy copy kept for sampling, in both phases
+    assert fsdp["sampling_copy"] == pytest.approx(whole)
+    assert fsdp["training"] == pytest.approx(fsdp["weights"] + fsdp["grads"] + fsdp["optimizer"] + fsdp["frozen"]
+                                             + whole + fsdp["activations"])
+    separate = stage_memory(ppo.model_copy(update={"critic": "separate"}), stages)  # the critic is gathered too
+    assert separate["sampling"] == pytest.approx(
+        separate["weights"] + separate["grads"] + separate["optimizer"] + separate["frozen"] + 2 * whole + kv)

@@ -206,16 +206,25 @@ def test_steerlm2_memory_unknown_policy_says_so(tmp_path, capsys):
     assert "memory s2: unknown (policy" in capsys.readouterr().out.replace("\n", "")
 
 
-def test_ppo_distributed_is_ddp_only_with_divisible_batches(tmp_path):
-    """ppo takes DDP (also from the recipe default) but refuses DeepSpeed/FSDP and batches the processes don't divide."""
+def test_ppo_distributed_engines_and_divisible_batches(tmp_path):
+    """ppo takes DDP, DeepSpeed and FSDP (also from the recipe default); it refuses batches the processes don't
+    divide, gradient accumulation under DeepSpeed (a minibatch is one optimizer step), and LoRA when sharded."""
     ppo = {"name": "ppo", "kind": "ppo", "model": {"from": "sft"}, "prompts": "world.prompts_train",
            "reward": {"oracle": "goodness"}, "rollout_batch": 8, "minibatch": 4}
     stages = [world_stage(), sft_stage(), ppo]
-    deepspeed = {"strategy": "deepspeed", "zero_stage": 2, "num_processes": 2}
-    _one(_problems(tmp_path, stages, distributed=deepspeed), "stages[2] (ppo).distributed", "strategy ddp only")
+    deepspeed = {"strategy": "deepspeed", "zero_stage": 3, "num_processes": 2}
     _one(_problems(tmp_path, stages, distributed={"num_processes": 3}), "stages[2] (ppo).distributed",
          "multiples of the 3 processes")
+    _one(_problems(tmp_path, [world_stage(), sft_stage(), {**ppo, "train": {"grad_accum": 2}}], distributed=deepspeed),
+         "stages[2] (ppo).distributed", "grad_accum 1")
+    lora = {"tiny": {"hidden_size": 32, "layers": 1, "heads": 2}, "tokenizer": "world.tokenizer", "lora": {"r": 4}}
+    _one(_problems(tmp_path, [world_stage(), {**ppo, "model": lora}], distributed=deepspeed),
+         "ppo", "use strategy ddp with LoRA")
     path = tmp_path / "ok.yaml"
+    for dist in (deepspeed, {"strategy": "fsdp", "num_processes": 2}):
+        path.write_text(yaml.safe_dump({"run_dir": str(tmp_path / "run"), "seed": 0, "distributed": dist,
+                                        "stages": [world_stage(), sft_stage(), ppo]}))
+        assert load_recipe(path).stage("ppo").distributed.strategy == dist["strategy"]
     path.write_text(yaml.safe_dump({"run_dir": str(tmp_path / "run"), "seed": 0, "distributed": deepspeed,
                                     "stages": [world_stage(), sft_stage(),
                                                {**ppo, "distributed": {"num_processes": 4}}]}))

@@ -1,10 +1,10 @@
 """Stage `kind: ppo`: actor-critic PPO against a reward function (SPEC.md section 5).
 
-Distributed: DDP only (`distributed: {strategy: ddp, ...}`); see align.trainers.ppo for how
-rollouts and minibatches are split. DeepSpeed and FSDP are refused: the trainer prepares the
-policy and the value head (and a separate critic) as separate modules, while accelerate's
-DeepSpeed integration prepares one model per engine, and rollouts generate with the whole unwrapped policy,
-which ZeRO-3 / FSDP would have partitioned. Evaluations and saving run on rank 0.
+Distributed: DDP, DeepSpeed ZeRO-2/3 or FSDP (`distributed: {strategy: ...}`); see
+align.trainers.ppo for how rollouts and minibatches are split, and align.trainers.actor_critic
+for how sharded training samples from whole weights. Under ZeRO / FSDP every process saves
+(the shards are gathered) and rank 0 evaluates the saved model; LoRA runs under DDP only (a
+recipe error otherwise, as for every stage). Evaluations run on rank 0.
 
 The reward block (`align.reward_sources.RewardSpec`, shared with `kind: dpo`): a reward is a
 trained reward model scalarised by a weights preset (`model: rm`), or the world oracle as
@@ -101,11 +101,10 @@ class PPOStage(Stage):
         dist = config.distributed
         if dist is None:
             return []
-        if dist.strategy != "ddp":
-            return [(f"distributed: ppo runs under strategy ddp only, not {dist.strategy} (its rollouts generate "
-                     "with the whole policy on every process, and the policy and value head are separate "
-                     "modules); set `distributed: {strategy: ddp, ...}` on the stage (LoRA for large models), "
-                     "or `distributed: null` for one process")]
+        if dist.strategy == "deepspeed" and config.train.grad_accum != 1:
+            # each PPO minibatch is one optimizer step; DeepSpeed's engine would accumulate grad_accum of them
+            return [(f"distributed: ppo under deepspeed takes train.grad_accum 1, not {config.train.grad_accum} "
+                     "(a minibatch is one optimizer step: set the minibatch size instead)")]
         world = dist.world_size
         if config.rollout_batch % world or config.minibatch % world:
             return [(f"distributed: rollout_batch {config.rollout_batch} and minibatch {config.minibatch} are "
@@ -128,7 +127,7 @@ class PPOStage(Stage):
             policy_sample_metrics,
             reference_for_eval,
         )
-        from align.models import load_model, save_model
+        from align.models import load_model, load_saved, save_model
         from align.steerlm.labels import attribute_prefix
         from align.steerlm.steer_eval import load_eval_prompts, steer_metrics
         from align.steerlm.steerability import with_suffix
@@ -167,11 +166,16 @@ class PPOStage(Stage):
         if trainer.is_main:
             metrics.update(evaluate(model, "before"))
         metrics.update(trainer.train(prompts))
-        model = trainer.unwrapped_model()
+        if trainer.sharded:  # every process saves (the shards are gathered); rank 0 evaluates the saved model
+            trainer.save_pretrained(ctx.work_dir / "model")
+            model = load_saved(ctx.work_dir / "model", tokenizer)[0].to(trainer.accelerator.device) \
+                if trainer.is_main else None
+        else:
+            model = trainer.unwrapped_model()
         if trainer.is_main:
             metrics.update(evaluate(model, "after"))
             metrics.update(evaluator.gains(metrics))
-            save_model(model, tokenizer, ctx.work_dir / "model",
-                       merge_lora=config.model.merge_lora_on_save)
+            if not trainer.sharded:
+                save_model(model, tokenizer, ctx.work_dir / "model", merge_lora=config.model.merge_lora_on_save)
             shutil.rmtree(trainer.checkpoint_dir, ignore_errors=True)
         return metrics

@@ -16,9 +16,16 @@ and scores it locally. Advantage whitening, the logged rollout means and the KL 
 input are computed over all processes' responses. Each optimizer step takes minibatch/world
 responses from every process's own slice (DDP averages the gradients), in the order of the
 shared minibatch permutation restricted to that slice. Rank 0 alone logs and checkpoints.
+
+Sharded (DeepSpeed ZeRO-2/3, FSDP): the same split, but the policy, value head and separate
+critic are trained as one `ActorCritic` module (one engine), rollouts sample from the policy's
+whole weights gathered for the purpose (`align.trainers.actor_critic`), the frozen reference
+(and the reward model) are held whole by every process, and checkpoints are accelerate's
+sharded state (every rank writes its shard). LoRA runs under DDP only.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import time
@@ -44,10 +51,15 @@ from align.losses import (
     masked_whiten,
 )
 from align.rollouts import positions as _positions
-from align.steerlm.labels import DEFAULT_MARKER, attribute_prefix
 from align.rollouts import sample_responses
+from align.steerlm.labels import DEFAULT_MARKER, attribute_prefix
+from align.trainers.actor_critic import (
+    ActorCritic,
+    policy_for_sampling,
+    policy_state_dict,
+)
 from align.trainers.base import BaseTrainer
-from align.trainers.checkpoints import load_latest_checkpoint
+from align.trainers.checkpoints import load_latest_checkpoint, load_latest_sharded
 from align.trainers.dpo import reference_context
 
 log = logging.getLogger("align")
@@ -93,8 +105,9 @@ class ValueHead(nn.Module):
         nn.init.zeros_(self.proj.weight)
         nn.init.zeros_(self.proj.bias)
 
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:  # [B, T, H] -> [B, T]
-        return self.proj(hidden.float()).squeeze(-1)
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:  # [B, T, H] -> [B, T], fp32
+        # fp32 unless an engine cast the head (DeepSpeed bf16 casts every trained module): compute in its dtype
+        return self.proj(hidden.to(self.proj.weight.dtype)).float().squeeze(-1)
 
 
 class PPOTrainer(BaseTrainer):
@@ -104,6 +117,7 @@ class PPOTrainer(BaseTrainer):
     targets: list[dict] | None = None  # this rollout's attribute targets (attribute-target RL)
     #: False for critic-free subclasses (GRPO, RLOO): no values are computed and no value loss is taken
     uses_critic = True
+    _fsdp_copy = None  # under FSDP, the whole policy copy rollouts sample from
 
     def __init__(self, model, tokenizer, reward_fn: Callable[[list, list], list[float]], config: TrainConfig,
                  output_dir, settings: PPOSettings | None = None, *, ref_model=None, seed: int = 0, accelerator=None):
@@ -135,6 +149,8 @@ class PPOTrainer(BaseTrainer):
         """Per response token: log-probs [B, R], entropies [B, R], values [B, R] (or None)."""
         P = batch["prompt_len"]
         ids, mask = batch["input_ids"], batch["attention_mask"]
+        if isinstance(self.accelerator.unwrap_model(model), ActorCritic):  # sharded: one module computes all
+            return model(ids, mask, start=P - 1, temperature=self.s.temperature, with_values=with_values)
         share = with_values and self.critic is None
         # the sampling distribution (logits / temperature), from the hidden states in chunks: no [B, R, V] logits
         out = logprobs_from_model(model, ids, attention_mask=mask, position_ids=_positions(mask), use_cache=False,
@@ -186,16 +202,22 @@ class PPOTrainer(BaseTrainer):
     def rollout(self, prompts: list[list[dict]], seed: int, targets: list[dict] | None = None) -> dict[str, Any]:
         """Sample one response per prompt (KV cache), score it, and fill everything PPO needs.
         With a target distribution, each prompt asks for its target (drawn here unless given)."""
-        tok, model, device = self.tokenizer, self.unwrapped_model(), self.accelerator.device
+        tok, device = self.tokenizer, self.accelerator.device
         if targets is None and self.s.target_distribution:
             targets = self.draw_targets(len(prompts), seed)
         self.targets = targets
         suffix = [attribute_prefix(t, self.s.marker) for t in targets] if targets else ""
-        sampler, sync_stats = self.rollout_engine(model)
-        batch, texts, has_eos = sample_responses(model, tok, prompts, max_new_tokens=self.s.max_new_tokens,
-                                                 temperature=self.s.temperature, top_p=self.s.top_p, seed=seed,
-                                                 engine=sampler, prompt_suffix=suffix)
+        with self.sampling_policy() as model:  # whole weights, also when training shards them
+            sampler, sync_stats = self.rollout_engine(model)
+            clock = time.perf_counter()  # phase wall times (the engine's sync is timed on its own)
+            batch, texts, has_eos = sample_responses(model, tok, prompts, max_new_tokens=self.s.max_new_tokens,
+                                                     temperature=self.s.temperature, top_p=self.s.top_p, seed=seed,
+                                                     engine=sampler, prompt_suffix=suffix)
+            times = {"time_rollout_s": time.perf_counter() - clock}
+        clock = time.perf_counter()
         scores = self.score(prompts, texts).to(device)
+        times["time_score_s"] = time.perf_counter() - clock
+        clock = time.perf_counter()
         raw_scores = scores.clone()
         if self.s.normalize_scores:
             scores = self._normalized(scores)
@@ -212,6 +234,7 @@ class PPOTrainer(BaseTrainer):
         rewards, kl = self.token_rewards(scores, logps, ref_logps, mask)
         batch.update(old_logps=logps, ref_logps=ref_logps, old_values=values * mask, rewards=rewards, scores=scores)
         batch["advantages"], batch["returns"] = self.advantages(batch)
+        times["time_logprob_s"] = time.perf_counter() - clock  # old/ref log-probs, values, GAE
         # means over every process's responses (equal slices: a gather, then the mean)
         per_sample = torch.stack([raw_scores, scores, kl.sum(1), mask.sum(1), has_eos.float()], 1)
         if self.accelerator.num_processes > 1:
@@ -219,8 +242,14 @@ class PPOTrainer(BaseTrainer):
         means = per_sample.mean(0).tolist()
         stats = dict(zip(("reward", "score_with_penalty", "kl", "response_length", "eos_fraction"), means))
         stats["kl_coef"] = self.kl_ctl.value
-        stats.update(sync_stats, **_engine_mismatch(batch, logps))
+        stats.update(sync_stats, **times, **_engine_mismatch(batch, logps))
         return {"batch": batch, "stats": stats, "texts": texts}
+
+    def sampling_policy(self):
+        """A context giving the policy with whole weights on this process (`policy_for_sampling`)."""
+        if isinstance(self.unwrapped_model(), ActorCritic):
+            return policy_for_sampling(self.accelerator, self.model, self._fsdp_copy)
+        return contextlib.nullcontext(self.unwrapped_model())
 
     def rollout_engine(self, model):
         """(the engine rollouts sample with, its stats): None for `native`, which keeps the in-process
@@ -292,11 +321,42 @@ class PPOTrainer(BaseTrainer):
         return dict(zip(keys, self.accelerator.reduce(t, "mean").tolist()))
 
     def _make_optimizer(self):
-        params = [p for p in self.model.parameters() if p.requires_grad] + list(self.value_head.parameters())
-        if self.critic is not None:
-            params += [p for p in self.critic.parameters() if p.requires_grad]
+        if isinstance(self.model, ActorCritic):  # it holds everything trained
+            params = [p for p in self.model.parameters() if p.requires_grad]
+        else:
+            params = [p for p in self.model.parameters() if p.requires_grad] + list(self.value_head.parameters())
+            if self.critic is not None:
+                params += [p for p in self.critic.parameters() if p.requires_grad]
         return torch.optim.AdamW(params, lr=self.config.lr, betas=tuple(self.config.adam_betas),
                                  weight_decay=self.config.weight_decay)
+
+    def _as_actor_critic(self, local_mb: int) -> None:
+        """Before `prepare` under ZeRO / FSDP: the policy, value head (if used) and critic as one
+        `ActorCritic` (align.trainers.actor_critic says why)."""
+        from accelerate.utils import DistributedType
+
+        acc = self.accelerator
+        if hasattr(self.model, "disable_adapter"):
+            raise TrainingError(f"PPO with LoRA runs under DDP only, not {self.engine}: train the full policy "
+                                "under ZeRO / FSDP, or use strategy ddp with LoRA")
+        if acc.state.deepspeed_plugin is not None:  # no data loader is prepared: DeepSpeed takes PPO's micro-batch
+            acc.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = local_mb
+        if acc.distributed_type == DistributedType.FSDP:  # FSDP's sampling copy (see policy_for_sampling)
+            self._fsdp_copy = _frozen_copy(self.model).to(acc.device)
+        self.model = ActorCritic(self.model, self.value_head if self.uses_critic else None, self.critic)
+        self.critic = None  # its backbone is inside the ActorCritic (the unused LM head is dropped)
+
+    def save_pretrained(self, out_dir, *, merge_lora: bool = True) -> None:
+        """The trained policy as a Hugging Face directory; sharded, every process takes part (gathering)."""
+        from align.models import save_model
+
+        ac = self.unwrapped_model()
+        if not isinstance(ac, ActorCritic):
+            return super().save_pretrained(out_dir, merge_lora=merge_lora)
+        full = self.accelerator.get_state_dict(self.model)  # a collective: the whole weights, on rank 0
+        if self.is_main:
+            save_model(ac.policy, self.tokenizer, out_dir, merge_lora=False, state_dict=policy_state_dict(full))
+        self.accelerator.wait_for_everyone()
 
     def _trained_modules(self) -> nn.ModuleDict:
         """Everything PPO trains, as one module for checkpoints: policy, value head, separate critic."""
@@ -314,31 +374,35 @@ class PPOTrainer(BaseTrainer):
         s, acc = self.s, self.accelerator
         if not prompts:
             raise TrainingError("PPO needs at least one prompt")
-        if self.sharded:
-            raise TrainingError(f"PPO runs under DDP only, not {self.engine}")
         world, rank = acc.num_processes, acc.process_index
         if s.rollout_batch % world or s.minibatch % world:
             raise TrainingError(f"rollout_batch {s.rollout_batch} and minibatch {s.minibatch} must be multiples "
                                 f"of the {world} processes")
         lo, hi = s.rollout_batch * rank // world, s.rollout_batch * (rank + 1) // world  # this process's slice
         local_mb = s.minibatch // world
+        if self.sharded:
+            self._as_actor_critic(local_mb)
         optimizer = self._make_optimizer()
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)  # constant; kept for checkpoints
         g = torch.Generator().manual_seed(self.seed)
         order: list[int] = []
         start_step = 0
-        state = load_latest_checkpoint(self.checkpoint_dir, self._trained_modules(), optimizer, scheduler)
+        if self.sharded:  # one engine / FSDP wrap for everything trained; its checkpoint holds their shards
+            self.model, optimizer = acc.prepare(self.model, optimizer)
+            state = load_latest_sharded(acc, self.checkpoint_dir)
+        else:
+            state = load_latest_checkpoint(self.checkpoint_dir, self._trained_modules(), optimizer, scheduler)
+            self.model, self.value_head, optimizer = acc.prepare(self.model, self.value_head, optimizer)
+            if self.critic is not None:
+                self.critic = acc.prepare(self.critic)
         if state:
             start_step, order = state["global_step"], state["order"]
             self.history = state["history"]
             self.kl_ctl.value = state["kl_coef"]
             self.score_stats = list(state.get("score_stats", self.score_stats))
             g.set_state(torch.tensor(state["generator"], dtype=torch.uint8))
-        self.model, self.value_head, optimizer = acc.prepare(self.model, self.value_head, optimizer)
-        if self.ref_model is not None:
+        if self.ref_model is not None:  # frozen and whole on every process (also under sharding)
             self.ref_model.to(acc.device)
-        if self.critic is not None:
-            self.critic = acc.prepare(self.critic)
         t0 = time.time()
         self.model.train()
         for step in range(start_step, s.steps):
@@ -348,6 +412,7 @@ class PPOTrainer(BaseTrainer):
             self._reseed(step)
             roll = self.rollout([prompts[i] for i in idx[lo:hi]], seed=self.seed * 1_000_003 + step + rank * 2**40)
             batch, window = roll["batch"], defaultdict(list)
+            clock = time.perf_counter()
             for epoch in range(s.ppo_epochs):
                 perm = torch.randperm(s.rollout_batch, generator=g)  # the same on every process
                 mine = perm[(perm >= lo) & (perm < hi)] - lo  # this process's rows, in that order
@@ -356,13 +421,15 @@ class PPOTrainer(BaseTrainer):
                     loss, metrics = self.compute_loss(self.model, mb)
                     self._check_finite(loss)
                     acc.backward(loss)
-                    if self.config.max_grad_norm:
-                        acc.clip_grad_norm_([p for grp in optimizer.param_groups for p in grp["params"]],
+                    if self.config.max_grad_norm:  # FSDP clips through its root: the model's own parameters
+                        acc.clip_grad_norm_(self.model.parameters() if self.sharded else
+                                            [p for grp in optimizer.param_groups for p in grp["params"]],
                                             self.config.max_grad_norm)
                     optimizer.step()
                     optimizer.zero_grad()
                     for k, v in metrics.items():
                         window[k].append(v)
+            roll["stats"]["time_train_s"] = time.perf_counter() - clock  # the optimisation epochs
             self.kl_ctl.update(roll["stats"]["kl"], s.rollout_batch)
             self.global_step = step + 1
             row = {f"ppo/{k}": v for k, v in roll["stats"].items()}
@@ -374,7 +441,8 @@ class PPOTrainer(BaseTrainer):
                          "  ".join(f"{k.split('/')[-1]}={v:.4g}" for k, v in row.items() if k != "step"))
             if self.config.save_every and self.global_step % self.config.save_every == 0 and self.global_step < s.steps:
                 # with the prompt order and generator, so a resumed run is exact
-                self._save(optimizer, scheduler, modules=self._trained_modules(), kl_coef=self.kl_ctl.value,
+                modules = None if self.sharded else self._trained_modules()
+                self._save(optimizer, scheduler, modules=modules, kl_coef=self.kl_ctl.value,
                            order=order, generator=g.get_state().tolist(), score_stats=self.score_stats)
         out = {"ppo/steps": float(s.steps), "ppo/seconds": time.time() - t0}
         first, last = self.history[0], self.history[-1]
