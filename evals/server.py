@@ -6,7 +6,9 @@ library does: dynamic batching over one model. Requests land in a queue; one wor
 takes whatever has arrived within `batch_wait_s` (up to `max_batch` answers), groups it by
 sampling settings, and decodes each group as one batch (`align.generation`, rows leave the
 batch as they finish). A request whose client has gone is dropped before it is decoded, and
-its rows leave a batch that is decoding at the next step.
+its rows leave a batch that is decoding at the next step. Through an engine (`align serve
+--engine hf|vllm`, `EngineBackend`) the queue batching is the same, but each batch is one
+engine call that runs to its end (no mid-decode cancellation).
 
 The API as OpenAI defines it for `POST /v1/chat/completions`: `model` (must be the served
 one, else 404 `model_not_found`), `messages` (text content, or a list of text parts),
@@ -175,32 +177,70 @@ class LocalModelBackend:
                                   add_special_tokens=False)["input_ids"])
 
     def run(self, jobs: list[Job]) -> None:
-        from align.generation import (
-            SamplingConfig,
-            generate_tokens,
-            split_at_eos,
-            stop_token_ids,
-        )
+        from align.generation import SamplingConfig, split_at_eos
 
         first = jobs[0]
         prompts = [j.messages for j in jobs for _ in range(j.n)]  # n choices: the prompt n times, one row each
-        owner = [j for j in jobs for _ in range(j.n)]
         sampling = SamplingConfig(max_new_tokens=max(j.max_tokens for j in jobs), temperature=first.temperature,
                                   top_p=first.top_p, n=1, batch_size=self.batch_size)
         # no seed: a fresh one per batch (samples differ between calls); a seed: the same answer each time
         seed = first.seed if first.seed is not None else random.getrandbits(63)
-        # a request whose client has gone leaves the batch at the next step
-        rows = iter(generate_tokens(self.model, self.tokenizer, prompts, sampling, seed=seed,
-                                    stop_prompt=lambda i: owner[i].cancelled))
-        eos = stop_token_ids(self.model, self.tokenizer)
+        rows = iter(self.decode(jobs, prompts, sampling, seed))
         for job in jobs:
             for _ in range(job.n):
-                ids = next(rows)[0]
+                ids = next(rows)
                 job.decoded_tokens += len(ids)
-                ids, finished = split_at_eos(ids[: job.max_tokens], eos)  # the batch ran to its longest budget
+                ids, finished = split_at_eos(ids[: job.max_tokens], self.stop_ids)  # the batch ran to its longest budget
                 text, stopped = apply_stop(self.tokenizer.decode(ids, skip_special_tokens=True).strip(), job.stop)
                 tokens = len(self.tokenizer(text, add_special_tokens=False)["input_ids"]) if stopped else len(ids)
                 job.choices.append(Choice(text, "stop" if finished or stopped else "length", tokens))
+
+    @property
+    def stop_ids(self):
+        from align.generation import stop_token_ids
+
+        return stop_token_ids(self.model, self.tokenizer)
+
+    def decode(self, jobs: list[Job], prompts: list[list[dict]], sampling, seed: int) -> list[list[int]]:
+        """New token ids, one row per prompt, through the native loop: a request whose client has
+        gone leaves the batch at the next step."""
+        from align.generation import generate_tokens
+
+        owner = [j for j in jobs for _ in range(j.n)]
+        return [choices[0] for choices in generate_tokens(self.model, self.tokenizer, prompts, sampling, seed=seed,
+                                                          stop_prompt=lambda i: owner[i].cancelled)]
+
+
+class EngineBackend(LocalModelBackend):
+    """The model served through a sampling engine (`align.engines`: hf or vllm) instead of the native
+    loop. The worker's queue batching is the same (what arrives within `batch_wait_s` is one
+    `engine.generate` call); what differs: a request cancelled while its batch decodes runs to the
+    end of that batch (the engine call cannot drop rows midway; one cancelled before its batch
+    starts is still dropped), and requests arriving meanwhile wait for the whole call (no
+    continuous batching across calls, vllm included)."""
+
+    def __init__(self, model, tokenizer, name: str = "model", batch_size: int = 32, engine: str = "hf"):
+        from align.engines import make_engine
+
+        super().__init__(model, tokenizer, name, batch_size)
+        self.engine = make_engine(engine, model, tokenizer, seed=0)
+
+    @property
+    def stop_ids(self):
+        return self.engine.stop_ids
+
+    def decode(self, jobs, prompts, sampling, seed):
+        return [choices[0] for choices in self.engine.generate(prompts, sampling, seed=seed).tokens]
+
+    def close(self) -> None:
+        self.engine.close()
+
+
+def load_backend(path: str, name: str | None = None, *, engine: str = "native", batch_size: int = 32):
+    """The backend `align serve` runs: the native loop (LocalModelBackend) or an EngineBackend."""
+    if engine == "native":
+        return LocalModelBackend.load(path, name, batch_size=batch_size)
+    return EngineBackend.load(path, name, batch_size=batch_size, engine=engine)
 
 
 class ScriptedBackend:
@@ -452,4 +492,7 @@ class ChatServer:
     def server_close(self) -> None:
         self.worker.stop()
         self._socket.close()
+        close = getattr(self.backend, "close", None)  # an engine backend's engine (vllm: its engine core)
+        if close is not None:
+            close()
 

@@ -188,3 +188,59 @@ def test_a_request_cancelled_while_decoding_leaves_its_batch(tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_serve_through_the_hf_engine_answers_like_native(tmp_path, capsys):
+    """`align serve --engine hf`: the same greedy answers as the native loop, the same API (n, seed,
+    max_tokens cut, batching of concurrent requests); `--engine vllm` without vllm is exit 2, fix named."""
+    import torch
+
+    from align.cli import main
+    from align.config.model_spec import ModelSpec, TinyModelSpec
+    from align.engines import HFEngine, vllm_available
+    from align.models import load_model, save_model
+    from align.world.generator import generate_world
+    from evals.server import EngineBackend, load_backend
+
+    paths = generate_world(tmp_path / "world", prompts=60, test_prompts=5)
+    model, tok = load_model(ModelSpec(tiny=TinyModelSpec(hidden_size=32, layers=2, heads=2, max_position_embeddings=128),
+                                      tokenizer=str(paths["tokenizer"])), seed=0)
+    with torch.no_grad():
+        model.lm_head.weight.mul_(30)  # peaked logits: greedy ties cannot flip between the two decoders
+    path = str(save_model(model, tok, tmp_path / "model"))
+    servers = {e: ChatServer(load_backend(path, "t", engine=e), "127.0.0.1", 0, batch_wait_s=0.05)
+               for e in ("native", "hf")}
+    assert isinstance(servers["hf"].backend, EngineBackend) and isinstance(servers["hf"].backend.engine, HFEngine)
+    try:
+        for s in servers.values():
+            s.start_background()
+        clients = {e: openai.OpenAI(base_url=s.base_url, api_key="x", max_retries=0, timeout=60)
+                   for e, s in servers.items()}
+        asks = [[{"role": "user", "content": f"Add {k} and 2."}] for k in range(4)] + [ASK]
+        greedy = {e: [c.chat.completions.create(model="t", messages=m, max_tokens=10, temperature=0).choices[0]
+                      for m in asks] for e, c in clients.items()}
+        assert [(c.message.content, c.finish_reason) for c in greedy["hf"]] == \
+               [(c.message.content, c.finish_reason) for c in greedy["native"]]
+        hf = clients["hf"]
+        cut = hf.chat.completions.create(model="t", messages=ASK, max_tokens=3, temperature=1.0, seed=1)
+        assert cut.choices[0].finish_reason == "length" and cut.usage.completion_tokens == 3
+        two = hf.chat.completions.create(model="t", messages=ASK, max_tokens=8, n=2, temperature=1.0, seed=3)
+        again = hf.chat.completions.create(model="t", messages=ASK, max_tokens=8, n=2, temperature=1.0, seed=3)
+        assert [c.index for c in two.choices] == [0, 1]
+        assert [c.message.content for c in two.choices] == [c.message.content for c in again.choices]
+        before = len(servers["hf"].worker.batches)
+        threads = [threading.Thread(target=hf.chat.completions.create, kwargs={
+            "model": "t", "messages": m, "max_tokens": 6, "temperature": 0}) for m in asks]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert max(servers["hf"].worker.batches[before:]) > 1  # requests that arrive together: one engine call
+    finally:
+        for s in servers.values():
+            s.shutdown()
+            s.server_close()
+    if not vllm_available():
+        assert main(["serve", path, "--engine", "vllm", "--port", "0"]) == 2
+        err = capsys.readouterr().err
+        assert "make install-vllm" in err and "Traceback" not in err

@@ -93,6 +93,24 @@ def test_seeded_sampling_and_engine_logprobs_match_the_trainers(setup):
     assert gap < 1e-3, gap  # fp32 on both sides
 
 
+def test_seeded_sampling_of_a_batch_larger_than_one_scheduler_step(setup):
+    """Many seeded requests at once (SteerLM 2.0's 128 prompts x 8 samples): more prompt tokens than
+    vLLM schedules in one step. With chunked prefill, a split prefill rewinds the request's generator,
+    which the CPU generator cannot do ("CPU Generator does not use offset"); the engine turns chunked
+    prefill off on the CPU, so this samples, reproducibly."""
+    _, _, prompts, engine = setup
+    many = (prompts * 40)[:600]
+    s = SamplingConfig(max_new_tokens=4, temperature=1.0, n=8)
+    a = engine.generate(many, s, seed=5).tokens
+    assert len(a) == 600 and all(len(rows) == 8 for rows in a)
+    assert engine.generate(many[:3], s, seed=5).tokens == a[:3]  # per-(prompt, sample) seeds: batching does not matter
+
+
+# The tests below start engines of their own (one that fails to build, a PPO run's, a server's).
+# Closing or failing an in-process vLLM engine tears down vLLM's process-wide parallel state,
+# which the module's `setup` engine needs for more sampling: the tests that sample with it come first.
+
+
 def test_an_architecture_vllm_cannot_run_and_a_bad_sync_fail_clearly(setup, world_dir):
     _, tok, _, engine = setup
     unsupported, _ = _model(world_dir, heads=2)  # head_dim 16: no vLLM CPU attention kernel
@@ -162,3 +180,41 @@ def test_recipe_steerlm2_dpo_and_ppo_run_with_engine_vllm(tmp_path, caplog):
     for stage in ("steerlm2", "dpo", "ppo"):  # one engine per stage, synced after each optimisation phase
         text = (tmp_path / "run" / stage / "stage.log").read_text()
         assert text.count("vllm engine started") == 1 and text.count("vllm weight sync") == 1, stage
+
+
+def test_serve_through_the_vllm_engine_answers_like_native(setup, tmp_path):
+    """`align serve --engine vllm` (load_backend, as the command builds it): over HTTP, the same greedy
+    answers as the native server; seeded n=2 samples repeat; a max_tokens cut ends with `length`."""
+    import json
+    import urllib.request
+
+    from align.models import save_model
+    from evals.server import ChatServer, EngineBackend, load_backend
+
+    model, tok, prompts, _ = setup
+    path = str(save_model(model, tok, tmp_path / "model"))
+    servers = {e: ChatServer(load_backend(path, "t", engine=e), "127.0.0.1", 0, batch_wait_s=0.05)
+               for e in ("native", "vllm")}
+    assert isinstance(servers["vllm"].backend, EngineBackend) and servers["vllm"].backend.engine.name == "vllm"
+
+    def ask(engine, messages, **body):
+        req = urllib.request.Request(servers[engine].base_url + "/chat/completions", headers={
+            "Content-Type": "application/json"}, data=json.dumps({"model": "t", "messages": messages, **body}).encode())
+        return json.loads(urllib.request.urlopen(req, timeout=120).read())
+
+    try:
+        for s in servers.values():
+            s.start_background()
+        for p in prompts[:4]:
+            a, b = (ask(e, p, max_tokens=12, temperature=0)["choices"][0] for e in ("native", "vllm"))
+            assert (b["message"]["content"], b["finish_reason"]) == (a["message"]["content"], a["finish_reason"])
+        two = [c["message"]["content"] for c in ask("vllm", prompts[0], max_tokens=8, n=2, temperature=1.0,
+                                                     seed=3)["choices"]]
+        assert len(two) == 2 and two == [c["message"]["content"] for c in ask(
+            "vllm", prompts[0], max_tokens=8, n=2, temperature=1.0, seed=3)["choices"]]
+        cut = ask("vllm", prompts[0], max_tokens=2, temperature=1.0, seed=1)
+        assert cut["choices"][0]["finish_reason"] == "length" and cut["usage"]["completion_tokens"] == 2
+    finally:
+        for s in servers.values():
+            s.shutdown()
+            s.server_close()

@@ -102,6 +102,11 @@ class VLLMEngine(SamplingEngine):
                 kwargs.update(gpu_memory_utilization=0.3)
             else:  # the CPU backend reserves a fraction of the node's memory unless told the KV cache size
                 kwargs.update(enforce_eager=True, kv_cache_memory_bytes=kv_cache_bytes or 512 * 2**20)
+                # A prefill split over scheduler steps (chunked prefill) rewinds its seeded request's
+                # generator, which a CPU generator cannot ("CPU Generator does not use offset"): whole
+                # prefills only, so a batch of more prompt tokens than one step takes still samples.
+                kwargs.update(enable_chunked_prefill=False,
+                              max_num_batched_tokens=max(8192, kwargs["max_model_len"] or 0))
             kwargs.update(llm_kwargs)
             with _caller_rng_kept():  # in-process vLLM seeds the global RNGs with `seed`: the trainer's stay
                 self.llm = vllm.LLM(**kwargs)
