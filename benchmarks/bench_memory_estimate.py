@@ -1,7 +1,8 @@
 """Peak memory of a DPO step on the CPU: measured vs align/memory.py's estimate, and the old log-prob path vs the new.
 
-run: .venv/bin/python benchmarks/bench_memory_estimate.py [--all] [--vocab 65536] [--long 2048] [--skip-old]
-(about 2 minutes on 2 shared CPU cores; --all adds the 1,024-token case to 1. and fp32 weights to 2.: about 4)
+run: .venv/bin/python benchmarks/bench_memory_estimate.py [--all] [--vocab 65536] [--long 2048] [--skip-old] [--skip-trl]
+(about 4 minutes on 2 shared CPU cores, TRL's step at 2,048 tokens 1.3 of them; --all adds the 1,024-token case
+to 1. and fp32 weights to 2.)
 
 1. Estimate vs measured. A DPO step (DPOTrainer.compute_loss with precomputed reference
    log-probs, backward, AdamW) on a small Llama built from a config (fp32, vocabulary 32,000,
@@ -13,6 +14,11 @@ run: .venv/bin/python benchmarks/bench_memory_estimate.py [--all] [--vocab 65536
    with a large vocabulary (--vocab), once with today's `logprobs_from_model` and once with the
    formula it replaced (the model's full logits, `logits[:, :-1].float()`, logsumexp), with bf16
    weights (--all: also fp32). Printed: both peaks, old / new, and each step's time.
+3. Ours vs TRL. The step of 2. (bf16, --long tokens, --vocab) with our DPOTrainer and with TRL 1.16's
+   DPOTrainer (`compute_loss` on the same [chosen; rejected] batch, then backward and AdamW), each with
+   its default for the reference: ours precomputes the reference log-probs once before training (not
+   part of the step), TRL keeps a frozen copy of the model and runs it every step; TRL's imports and
+   its padding tokenizer are made before the baseline is taken. Printed: both peaks, ours / TRL.
 
 How the peak is measured: each case runs in a fresh Python process; the baseline is the
 process's resident set (/proc/self/statm) after the imports and the batch are made, just
@@ -64,6 +70,39 @@ def old_sequence_logps(self, model, batch):
     return (logps * batch["completion_mask"][:, 1:]).sum(-1)
 
 
+def trl_setup(out_dir: str):
+    """What TRL's trainer needs that is not the step (imports, a tokenizer to pad with), made before
+    the baseline is taken so that only the step and its models count."""
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+    from trl import DPOConfig, DPOTrainer
+
+    from align.world.generator import generate_world
+
+    paths = generate_world(Path(out_dir) / "w", prompts=20, test_prompts=2)
+    return Dataset, DPOConfig, DPOTrainer, AutoTokenizer.from_pretrained(paths["tokenizer"])
+
+
+def trl_trainer(setup, model, batch, out_dir):
+    """TRL 1.16's DPOTrainer on `model` with its defaults for the reference (a frozen copy, a
+    forward every step) and its own loss (`compute_loss` on TRL's batch: [chosen; rejected] rows
+    with a completion mask, as ours). Built on a one-row dataset only to construct it (the world's
+    tokenizer pads; the measured batch is `batch`). Returns (trainer, its model, TRL's batch)."""
+    import copy
+
+    Dataset, DPOConfig, TRLDPOTrainer, tok = setup
+    rows = [{"prompt": [{"role": "user", "content": "hi"}], "chosen": [{"role": "assistant", "content": "yes"}],
+             "rejected": [{"role": "assistant", "content": "no"}]}]
+    args = DPOConfig(output_dir=str(Path(out_dir) / "trl"), per_device_train_batch_size=1, beta=0.1, report_to=[],
+                     use_cpu=True, bf16=False, gradient_checkpointing=False, save_strategy="no", disable_tqdm=True,
+                     max_length=None)
+    trainer = TRLDPOTrainer(model=model, ref_model=copy.deepcopy(model), args=args,
+                            train_dataset=Dataset.from_list(rows), processing_class=tok)
+    trainer.model.train()
+    keys = ("input_ids", "attention_mask", "completion_mask")
+    return trainer, trainer.model, {k: batch[k] for k in keys}
+
+
 def child(case: dict) -> dict:
     import tempfile
 
@@ -89,17 +128,23 @@ def child(case: dict) -> dict:
                       num_key_value_heads=case["kv_heads"], max_position_embeddings=max(T, 2048),
                       tie_word_embeddings=False, pad_token_id=0)
     out_dir = tempfile.mkdtemp()
+    setup = trl_setup(out_dir) if case["path"] == "trl" else None
     base, high_before = _rss(), _maxrss()
     with torch.device("cpu"):
         model = LlamaForCausalLM(cfg).to(dtype)
-    trainer = DPOTrainer(model, None, TrainConfig(lr=1e-5, batch_size=pairs, max_grad_norm=None), out_dir, beta=0.1)
+    if case["path"] == "trl":
+        trainer, model, batch = trl_trainer(setup, model, batch, out_dir)
+    else:
+        trainer = DPOTrainer(model, None, TrainConfig(lr=1e-5, batch_size=pairs, max_grad_norm=None), out_dir,
+                             beta=0.1)
     if case["path"] == "old":
         trainer.sequence_logps = old_sequence_logps.__get__(trainer)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
     times = []
     for _ in range(case["steps"]):
         t0 = time.perf_counter()
-        loss, _ = trainer.compute_loss(model, batch)
+        loss = trainer.compute_loss(model, batch)
+        loss = loss[0] if isinstance(loss, tuple) else loss
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -134,6 +179,7 @@ def main() -> None:
     ap.add_argument("--vocab", type=int, default=65536, help="vocabulary of the old-vs-new comparison")
     ap.add_argument("--long", type=int, default=2048, help="tokens per sequence of the old-vs-new comparison")
     ap.add_argument("--skip-old", action="store_true")
+    ap.add_argument("--skip-trl", action="store_true", help="leave out 3. (ours vs TRL's DPOTrainer)")
     ap.add_argument("--all", action="store_true", help="both lengths in 1., fp32 and bf16 in 2.")
     args = ap.parse_args()
     if args.child:
@@ -169,6 +215,17 @@ def main() -> None:
                   + ("" if old["valid"] and new["valid"] else "  [a run's high-water mark predates its model]"))
             if abs(old["loss"] - new["loss"]) > 1e-3 * max(1.0, abs(old["loss"])):
                 print(f"    note: losses differ: old {old['loss']:.6f}, new {new['loss']:.6f}")
+    if not args.skip_trl:
+        print(f"\n3. DPO step at {args.long} tokens (1 pair), vocab {args.vocab}, hidden 256, 2 layers, bf16 weights: "
+              "ours vs TRL 1.16's DPOTrainer, each with its defaults for the reference (ours: log-probs precomputed "
+              "once, not in the step; TRL: a frozen copy of the model, a forward every step)")
+        print(f"  {'ours MiB':>9} {'TRL MiB':>9} {'ours/TRL':>9} {'ours s':>7} {'TRL s':>7}")
+        big = dict(vocab=args.vocab, hidden=256, intermediate=768, layers=2, heads=4, kv_heads=2, pairs=1,
+                   seq=args.long, steps=1, dtype="bfloat16")
+        ours, trl = run_case(dict(big, path="new")), run_case(dict(big, path="trl"))
+        print(f"  {ours['peak'] / MIB:9.0f} {trl['peak'] / MIB:9.0f} {ours['peak'] / trl['peak']:9.2f}"
+              f" {ours['step_s']:7.2f} {trl['step_s']:7.2f}"
+              + ("" if ours["valid"] and trl["valid"] else "  [a run's high-water mark predates its model]"))
     print(f"\n({time.perf_counter() - t0:.0f} s)")
 
 
