@@ -1,7 +1,8 @@
 """GPU check (issue 16 item 6): bf16 tokens/s, MFU and peak memory of the project's SFT, RM, DPO and PPO steps on a
 ~1B-parameter Llama built from a config (no hub), and one training step under FSDP and DeepSpeed ZeRO-3, on one GPU.
 
-NOT YET RUN ON A GPU. Sized for well under 8 minutes on one H200; tests/test_gpu_check.py runs the CPU smoke mode
+NOT YET RUN ON A GPU. Sized to fit 8 minutes on one H200 by estimate, never timed there (each section stops
+after --section-timeout, 120 s by default); tests/test_gpu_check.py runs the CPU smoke mode
 (--device cpu --tiny). On the device (`run`, carry=[".whl"], after `bash benchmarks/gpu_wheels.sh` here):
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD || exit; PYTHONUNBUFFERED=1 timeout 480 python3 benchmarks/gpu_check.py | tee $OUT/gpu_check.log
 

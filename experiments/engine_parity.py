@@ -117,18 +117,19 @@ def main() -> None:
     print("\n| stage | seed | native | vllm | vllm - native | paired se | paired 95% interval | seed-to-seed max |diff| "
           "| within noise |\n|---|---:|---:|---:|---:|---:|---:|---:|---|")
     for native, vllm in pairs:
-        worst = max(spreads.get(native, [float("nan")]))
+        worst = max(spreads[native]) if spreads.get(native) else None  # one seed: no noise figure, no verdict
         for seed in seeds:
             if (seed, native) not in scores or (seed, vllm) not in scores:
                 continue
             a, b = scores[seed, native], scores[seed, vllm]
             p = paired(a, b)
-            ok = abs(p["diff"]) <= worst
+            ok = None if worst is None else abs(p["diff"]) <= worst
             results.append({"stage": native, "seed": seed, "native": mean(a), "vllm": mean(b), **p,
                             "paired_interval_contains_0": p["lo"] <= 0 <= p["hi"],
                             "seed_to_seed_max_abs_diff": worst, "within_noise": ok})
             print(f"| {native} | {seed} | {mean(a):.3f} | {mean(b):.3f} | {p['diff']:+.3f} | {p['se']:.3f} | "
-                  f"[{p['lo']:+.3f}, {p['hi']:+.3f}] | {worst:.3f} | {'yes' if ok else 'no'} |")
+                  f"[{p['lo']:+.3f}, {p['hi']:+.3f}] | {'-' if worst is None else f'{worst:.3f}'} | "
+                  f"{'n/a (one seed)' if ok is None else 'yes' if ok else 'no'} |")
     # over seeds: a systematic engine effect would move the per-seed differences off 0 together
     from evals.seed_stats import aggregate
 

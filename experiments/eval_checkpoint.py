@@ -1,6 +1,6 @@
-"""Greedy oracle helpfulness of a PPO checkpoint (its policy weights) on a run's held-out prompts, as a
-stage's `oracle_eval` scores its final model: the first --prompts test prompts, --max-new-tokens, batches
-of --batch-size. Used to read the step-480 state of a longer gold-reward PPO run (LR constant, KL
+"""Greedy oracle helpfulness of a PPO checkpoint (its policy weights) on a run's held-out prompts, scored by
+the function a stage's `oracle_eval` uses (align.evaluation.oracle_eval): the first --prompts test prompts,
+--max-new-tokens, batches of --batch-size. Used to read the step-480 state of a longer gold-reward PPO run (LR constant, KL
 coefficient fixed: the checkpoint is what a 480-step run ends in).
 
 run: .venv/bin/python experiments/eval_checkpoint.py RUN_DIR CHECKPOINT_DIR   (or `sft` for the run's SFT model)
@@ -28,10 +28,9 @@ def main() -> None:
     from safetensors.torch import load_file
 
     from align.config.model_spec import ModelSpec
-    from align.data import flatten_messages, load_prompts
-    from align.generation import SamplingConfig, generate
+    from align.data import load_prompts
+    from align.evaluation import oracle_eval
     from align.models import load_model
-    from align.world.oracle import OracleJudge
 
     run = Path(args.run_dir)
     model, tok = load_model(ModelSpec(path=str(run / "sft" / "model")))  # the architecture and tokenizer
@@ -43,11 +42,9 @@ def main() -> None:
             raise SystemExit(f"{args.checkpoint}: not a PPO checkpoint of this run's model "
                              f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
     prompts = load_prompts(str(run / "world" / "data" / "prompts_test.jsonl"))[: args.prompts]
-    answers = [a[0] for a in generate(model.eval(), tok, prompts,
-                                      SamplingConfig(max_new_tokens=args.max_new_tokens, batch_size=args.batch_size))]
-    rows = [r for r in OracleJudge().score([flatten_messages(p) for p in prompts], answers) if r is not None]
-    print(f"{args.checkpoint}: oracle helpfulness {sum(r['helpfulness'] for r in rows) / len(rows):.3f}, "
-          f"correctness {sum(r['correctness'] for r in rows) / len(rows):.3f} ({len(rows)} prompts)")
+    scores = oracle_eval(model.eval(), tok, prompts, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
+    print(f"{args.checkpoint}: oracle helpfulness {scores['helpfulness']:.3f}, correctness {scores['correctness']:.3f} "
+          f"({len(prompts)} prompts, coverage {scores['coverage']:.3f})")
 
 
 if __name__ == "__main__":

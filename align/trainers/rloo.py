@@ -6,8 +6,9 @@ summed), and its advantage is that reward minus the mean reward of the other G-1
 of its prompt, on every token. The loss is the clipped policy loss alone (the KL is in the
 reward). From a recipe: `kind: ppo`, `trainer: align.trainers.rloo:RLOOTrainer`.
 `trainer_options: {normalize_advantages: true}` scales the advantages to mean 0, std 1 over the
-step's responses (TRL's RLOO option of that name): unnormalised they are in reward units, so the
-reward's scale sets the step size, where GRPO's group normalisation does not.
+step's responses (population std, + 1e-4; TRL's RLOO option of that name divides by the sample std):
+unnormalised they are in reward units, so the reward's scale sets the step size, where GRPO's group
+normalisation does not.
 """
 from __future__ import annotations
 
