@@ -64,3 +64,17 @@ def test_recipe_rejects_policy_pairs_without_reward(tmp_path):
               {"name": "d", "kind": "dpo", "model": "sft", "pairs": {"source": "policy", "data": "world.prompts_train"}}]
     path = write_recipe(tmp_path / "r.yaml", tmp_path / "run", stages)
     assert main(["run", str(path), "--dry-run"]) == 2
+
+
+@pytest.mark.parametrize("pairing, expected", [
+    ("best_worst", [(1, 3)]),
+    ("best_rest", [(1, 0), (1, 2), (1, 3)]),
+    ("all", [(1, 0), (1, 2), (1, 3), (0, 3), (2, 3)]),
+])
+def test_policy_pairing_pairs_strictly_better_with_worse(pairing, expected):
+    from align.data.pairs import pair_indices
+
+    # sample 1 is best, 0 and 2 tie (never paired with each other), 3 is worst
+    assert sorted(pair_indices([2.0, 3.0, 2.0, 0.5], pairing)) == sorted(expected)
+    assert pair_indices([1.0, 1.0, 1.0], pairing) == []  # all tied: no pair
+    assert sorted(pair_indices([3.0, 3.0, 1.0], pairing)) == [(0, 2), (1, 2)]  # both best answers are chosen

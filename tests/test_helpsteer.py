@@ -174,6 +174,14 @@ def test_pairs_from_ratings_more_than_two_and_other_attribute():
         pairs_from_ratings(rows, attribute="nope")
 
 
+def test_pairs_from_ratings_best_rest_keeps_only_top_rated_chosen():
+    rows = [_row("p", "a", 1), _row("p", "b", 4), _row("p", "c", 2), _row("p", "d", 4)]
+    got = [(p.chosen, p.rejected, p.strength) for p in pairs_from_ratings(rows, pairing="best_rest")]
+    assert sorted(got) == [("b", "a", 3.0), ("b", "c", 2.0), ("d", "a", 3.0), ("d", "c", 2.0)]
+    assert {p.chosen for p in pairs_from_ratings(rows, pairing="best_worst")} == {"b", "d"}
+    assert len(pairs_from_ratings(rows)) == 5  # all: every untied two ("b"/"d" tie)
+
+
 def test_pairs_from_loaded_file(tmp_path):
     path = write_jsonl(tmp_path / "hs.jsonl", [hs_row("p", "r1", helpfulness=2), hs_row("p", "r2", helpfulness=4)])
     (pair,) = pairs_from_ratings(load_helpsteer(path))

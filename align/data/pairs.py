@@ -28,9 +28,30 @@ class PreferencePair:
     strength: float
 
 
+PAIRINGS = ("best_worst", "best_rest", "all")
+
+
+def pair_indices(scores: list[float], pairing: str) -> list[tuple[int, int]]:
+    """(chosen, rejected) index pairs of one prompt's scored responses, chosen scored strictly higher.
+
+    best_worst: every top-scored vs every bottom-scored one; best_rest: every top-scored vs every
+    lower one (UltraFeedback's binarisation takes one of these); all: every two that differ.
+    """
+    if pairing not in PAIRINGS:
+        raise ValueError(f"unknown pairing {pairing!r}; known: {', '.join(PAIRINGS)}")
+    if not scores or max(scores) == min(scores):
+        return []
+    top, bottom = max(scores), min(scores)
+    best = [i for i, s in enumerate(scores) if s == top]
+    if pairing == "all":  # in combination order, so that seeded draws of these pairs stay as they were
+        return [(i, j) if scores[i] > scores[j] else (j, i) for i, j in combinations(range(len(scores)), 2)
+                if scores[i] != scores[j]]
+    return [(i, j) for i in best for j, b in enumerate(scores) if (b == bottom if pairing == "best_worst" else b < top)]
+
+
 def pairs_from_ratings(rows: list[HelpSteerRow], attribute: str = "helpfulness",
-                       match: list[str] | tuple[str, ...] = ()) -> list[PreferencePair]:
-    """For each prompt, every two responses with different ratings form a pair.
+                       match: list[str] | tuple[str, ...] = (), pairing: str = "all") -> list[PreferencePair]:
+    """For each prompt, two responses with different ratings form a pair (`pairing`: which two).
 
     `match` keeps only pairs whose two responses have equal ratings on those attributes (e.g.
     verbosity: the pair then says nothing about length, the classic DPO length bias; all of
@@ -38,8 +59,10 @@ def pairs_from_ratings(rows: list[HelpSteerRow], attribute: str = "helpfulness",
 
     The higher-rated one is chosen, strength = rating difference; ties, rows whose rating
     is None and identical response texts are dropped. HelpSteer2 has 2 responses per
-    prompt (at most one pair); with k responses all k*(k-1)/2 untied combinations are
-    kept, in row order. Rows are grouped by prompt text, not only by adjacency.
+    prompt (at most one pair); with k responses and pairing "all" every untied combination
+    is kept; "best_rest" keeps those whose chosen response has the prompt's top rating, so
+    DPO's chosen side (and the RPO term) holds only the best answers. Rows are grouped by
+    prompt text, not only by adjacency.
     """
     for name in (attribute, *match):
         if name not in ATTRIBUTES:
@@ -47,15 +70,16 @@ def pairs_from_ratings(rows: list[HelpSteerRow], attribute: str = "helpfulness",
     pairs = []
     for group in group_by_prompt(rows):
         rated = [r for r in group if r.attributes.get(attribute) is not None]
-        for a, b in combinations(rated, 2):
-            diff = a.attributes[attribute] - b.attributes[attribute]
-            if diff == 0 or a.response == b.response:
+        for i, j in pair_indices([float(r.attributes[attribute]) for r in rated], pairing):
+            chosen, rejected = rated[i], rated[j]
+            if chosen.response == rejected.response:
                 continue
-            if any(a.attributes.get(m) is None or a.attributes.get(m) != b.attributes.get(m) for m in match):
+            if any(chosen.attributes.get(m) is None or chosen.attributes.get(m) != rejected.attributes.get(m)
+                   for m in match):
                 continue
-            chosen, rejected = (a, b) if diff > 0 else (b, a)
-            pairs.append(PreferencePair(a.prompt, [dict(m) for m in a.messages],
-                                        chosen.response, rejected.response, float(abs(diff))))
+            pairs.append(PreferencePair(chosen.prompt, [dict(m) for m in chosen.messages], chosen.response,
+                                        rejected.response, float(chosen.attributes[attribute]
+                                                                 - rejected.attributes[attribute])))
     return pairs
 
 

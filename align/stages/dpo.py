@@ -38,7 +38,13 @@ class PairsSpec(StrictModel):
                                                                      "per prompt (k rated responses give k(k-1)/2).")
     rounds: int = Field(2, ge=1, description="policy: sampling + training rounds.")
     prompts_per_round: int = Field(128, ge=1, description="policy: prompts sampled per round.")
-    samples_per_prompt: int = Field(4, ge=2, description="policy: responses per prompt; best vs worst by the reward.")
+    samples_per_prompt: int = Field(4, ge=2, description="policy: responses per prompt, paired by the reward.")
+    pairing: Literal["best_worst", "best_rest", "all"] | None = Field(
+        None, description="Which two responses of a prompt pair up. best_worst: top vs bottom (policy: one pair a "
+                          "prompt, the paper's iterative DPO; the policy default); best_rest: the top-rated or "
+                          "top-scored vs every lower one, so the chosen side is always a prompt's best answer "
+                          "(UltraFeedback's binarisation); all: every two that differ (the ratings default). Ties "
+                          "and identical texts never pair.")
     temperature: float = Field(0.7, gt=0, description="policy: sampling temperature (SPEC: 0.7).")
     top_p: float = Field(0.9, gt=0, le=1, description="policy: nucleus sampling (SPEC: 0.9).")
     max_new_tokens: int = Field(48, ge=1, description="policy: tokens per sampled response.")
@@ -88,7 +94,8 @@ def static_pairs(spec: PairsSpec, ctx):
 
     source = ctx.resolve(spec.data, "helpsteer_train" if spec.source == "ratings" else "preference")
     if spec.source == "ratings":
-        pairs = pairs_from_ratings(load_helpsteer(source, spec.split), spec.attribute, spec.match)
+        pairs = pairs_from_ratings(load_helpsteer(source, spec.split), spec.attribute, spec.match,
+                                   spec.pairing or "all")
         if not pairs:
             matched = f" and equal on {', '.join(spec.match)}" if spec.match else ""
             raise DataError(f"{source}: no preference pairs from ratings: no prompt has two responses rated "
@@ -99,11 +106,14 @@ def static_pairs(spec: PairsSpec, ctx):
 
 
 def policy_pairs(model, tokenizer, prompts, spec: PairsSpec, reward_fn, seed: int, engine=None):
-    """Iterative DPO pairs: n samples per prompt, best vs worst by the reward (ties dropped).
+    """Iterative DPO pairs: n samples per prompt, paired by the reward as `spec.pairing` says (ties dropped).
     Strength = the reward gap (used by the margin and scaled losses). `engine`: an
     `align.engines.SamplingEngine` to sample with (None: `align.generation.generate` on `model`)."""
     from align.data import PreferencePair, flatten_messages
+    from align.data.pairs import pair_indices
     from align.generation import SamplingConfig, generate
+
+    pairing = spec.pairing or "best_worst"
 
     sampling = SamplingConfig(max_new_tokens=spec.max_new_tokens, temperature=spec.temperature, top_p=spec.top_p,
                               n=spec.samples_per_prompt, batch_size=32)
@@ -116,10 +126,10 @@ def policy_pairs(model, tokenizer, prompts, spec: PairsSpec, reward_fn, seed: in
     for p, s in zip(prompts, samples):
         sc = scores[k : k + len(s)]
         k += len(s)
-        best = max(range(len(s)), key=sc.__getitem__)
-        worst = min(range(len(s)), key=sc.__getitem__)
-        if sc[best] > sc[worst] and s[best] != s[worst]:
-            pairs.append(PreferencePair(flatten_messages(p), p, s[best], s[worst], float(sc[best] - sc[worst])))
+        messages = flatten_messages(p)
+        chosen = [(i, j) for i, j in pair_indices(sc, pairing) if s[i] != s[j]]
+        for i, j in chosen[:1] if pairing == "best_worst" else chosen:  # best_worst: one pair a prompt (the paper's)
+            pairs.append(PreferencePair(messages, p, s[i], s[j], float(sc[i] - sc[j])))
     return pairs, float(sum(scores) / max(len(scores), 1))
 
 
