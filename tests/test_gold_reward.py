@@ -36,6 +36,9 @@ def test_integer_labels_give_the_beta_probabilities_the_docstring_states():
     lp = attribute_log_probs(scorer.attributes, pred, [{"helpfulness": 4}, {"helpfulness": 4}]).exp()
     assert lp[0] == pytest.approx(1.0, abs=1e-3)       # the label asked for
     assert lp[1] == pytest.approx(0.059, abs=2e-3)     # one step below it
+    sharp = attribute_log_probs(scorer.attributes, pred, [{"verbosity": 2}, {"verbosity": 1}], 96.0).exp()
+    assert sharp[0] == pytest.approx(0.0042, abs=3e-4)  # concentration 96: one step off, as the docstring says
+    assert sharp[1] == pytest.approx(0.995, abs=2e-3)
 
 
 def test_reward_specs_need_exactly_one_source_and_name_it():

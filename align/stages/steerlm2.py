@@ -56,6 +56,11 @@ class SteerLM2Config(StageConfig, TrainerChoice):
     attribute_source: Literal["reward_model", "oracle"] = Field(
         "reward_model", description="P(a|x,y) from the reward model's predictions, or from the world oracle's "
                                     "integer labels (the gold ablation; world prompts only).")
+    concentration: float = Field(
+        24.0, gt=0, description="Concentration of the Beta model of P(a|x,y) (paper: 24, for RM predictions). Exact "
+                                "labels (attribute_source: oracle) merit a sharper one, e.g. 96: at 24 a label one "
+                                "step off keeps 6-11 % of an exact hit's probability, so where the reference prefers "
+                                "near misses (shorter answers) they outweigh exact hits and steering drifts.")
     prompts: Annotated[str, Ref(output="prompts_train")] = Field(description="Prompts to sample on.")
     max_prompts: int = Field(64, ge=1, description="Prompts per iteration (a fresh draw each iteration).")
     iterations: int = Field(2, ge=1, description="SteerLM 2.0 iterations (paper: 2).")
@@ -98,7 +103,7 @@ def draw_targets(config: SteerLM2Config, count: int, rng: random.Random) -> list
     return draw_weighted(config.target_distribution, count, rng)
 
 
-def attribute_log_probs(attributes: list[str], pred, targets: list[dict[str, int]]):
+def attribute_log_probs(attributes: list[str], pred, targets: list[dict[str, int]], concentration: float = 24.0):
     """log P(a|x,y) per row [N] from RM predictions pred [N, A] (columns in `attributes` order).
 
     The same Beta-bin sum as RewardScorer.log_prob (SPEC.md section 4), computed from
@@ -116,7 +121,7 @@ def attribute_log_probs(attributes: list[str], pred, targets: list[dict[str, int
         target = targets[idx[0]]
         cols = [attributes.index(a) for a in target]
         values = torch.tensor([float(target[a]) for a in target])  # [K]
-        out[idx] = attribute_log_prob(pred[idx][:, cols].float(), values).cpu()
+        out[idx] = attribute_log_prob(pred[idx][:, cols].float(), values, concentration=concentration).cpu()
     return out
 
 
@@ -303,7 +308,7 @@ class SteerLM2Stage(Stage):
         log_q = sequence_log_probs(model, tok, cond, config.logprob_batch_size)
         log_ref = sequence_log_probs(reference, tok, plain, config.logprob_batch_size)
         pred = scorer.predict(flat_p, flat_r)  # [N, A]
-        log_attr = attribute_log_probs(scorer.attributes, pred, flat_t)
+        log_attr = attribute_log_probs(scorer.attributes, pred, flat_t, config.concentration)
         return [{"group": first_group + i // n, "messages": p, "target": t, "response": r, "log_p_attr": float(a),
                  "log_p_ref": float(lr), "log_q_prop": float(lq), "rm": dict(zip(scorer.attributes, map(float, pr)))}
                 for i, (p, t, r, a, lr, lq, pr) in enumerate(zip(flat_p, flat_t, flat_r, log_attr, log_ref,

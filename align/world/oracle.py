@@ -157,9 +157,11 @@ class OracleAttributeScorer:
 
     Labels are integers 0..4 returned as floats. Where they enter the Beta model of P(a|x,y)
     (rewards.beta), an integer label r is a prediction like any other: mean r/4, clipped to
-    [1e-3, 1 - 1e-3], concentration 24. So P(a = r) is 0.78-1.0, a label one step away gets
-    0.06-0.11 (label 3 asked as 4: 0.059; label 4 asked as 3: below 1e-4, since the clipped mean
-    sits at the edge) and two steps away about 0: the weights prefer exact hits.
+    [1e-3, 1 - 1e-3], with the SteerLM 2.0 stage's `concentration`. At the paper's 24, P(a = r)
+    is 0.78-1.0, a label one step away gets 0.06-0.11 (label 3 asked as 4: 0.059; label 4 asked
+    as 3: below 1e-4, since the clipped mean sits at the edge) and two steps away about 0. At 96
+    one step away gets 0.004-0.007: exact labels deserve the sharper model, because near misses
+    the reference prefers otherwise outweigh exact hits (the gold recipes use 96).
     """
 
     def __init__(self):
