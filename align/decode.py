@@ -248,12 +248,16 @@ def _sdpa_full_attention(model, cache) -> bool:
 def decode_compacting(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, *, max_new_tokens: int,
                       eos_ids: list[int], temperature: float = 0.0, top_p: float = 1.0,
                       generator: torch.Generator | None = None,
-                      stop_row: Callable[[int], bool] | None = None) -> list[list[int]]:
+                      stop_row: Callable[[int], bool] | None = None, lean: bool = True) -> list[list[int]]:
     """New tokens for each left-padded row of `input_ids` [B, P] (EOS included when emitted).
 
     `stop_row(row)`, asked after every step, ends a row early (its tokens so far are kept): a
     server drops the rows of a request whose client has gone, and the batch goes on without them.
+    `lean`: decode steps of a plain Llama run as flat tensor ops (`align.lean_decode`), not
+    through the model's forward (False: always the forward; the benchmark compares both).
     """
+    from align.lean_decode import LeanLlamaStep, supported
+
     device = input_ids.device
     batch, prompt_len = input_ids.shape
     eos = set(eos_ids)
@@ -267,7 +271,9 @@ def decode_compacting(model, input_ids: torch.Tensor, attention_mask: torch.Tens
     # The mask for every step at once (the prompt's, then ones), sliced to the current length;
     # the position of the token fed at step s is (the row's real prompt length) + s.
     mask = torch.cat([attention_mask, attention_mask.new_ones(batch, max_new_tokens)], dim=-1)
+    lean_step = None
     if _sdpa_full_attention(model, cache):
+        lean_step = LeanLlamaStep(model) if lean and supported(model) else None
         # sdpa takes the boolean [rows, 1, 1, keys] mask that transformers would rebuild from the 2D
         # mask at every step (one query, all keys in the past): pass a view of this one instead.
         mask = mask.bool()[:, None, None, :]
@@ -288,7 +294,11 @@ def decode_compacting(model, input_ids: torch.Tensor, attention_mask: torch.Tens
             keep_t = torch.tensor(keep, device=device)
             cache.batch_select_indices(keep_t)
             tokens, mask, next_pos = tokens[keep_t], mask[keep_t], next_pos[keep_t]
-        out = model(input_ids=tokens[:, None], attention_mask=mask[..., : prompt_len + step + 1],
-                    position_ids=next_pos + step, **{_cache_kwarg(model): cache}, use_cache=True, logits_to_keep=1)
-        cache, logits = _out_cache(out), out.logits[:, -1]
+        if lean_step is not None:
+            logits = lean_step(tokens, next_pos + step, mask[..., : prompt_len + step + 1], cache)
+        else:
+            out = model(input_ids=tokens[:, None], attention_mask=mask[..., : prompt_len + step + 1],
+                        position_ids=next_pos + step, **{_cache_kwarg(model): cache}, use_cache=True,
+                        logits_to_keep=1)
+            cache, logits = _out_cache(out), out.logits[:, -1]
     return results
