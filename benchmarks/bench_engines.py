@@ -10,7 +10,9 @@ run: .venv-vllm/bin/python benchmarks/bench_engines.py [--prompts 16,64] [--new-
 
 vllm needs `make install-vllm` (without it: hf and native only, said so at the start). Every engine
 decodes greedily exactly `--new-tokens` tokens per prompt (EOS ignored: hf with min_new_tokens,
-native with no stop token, vllm with ignore_eos), all prompts in one batch. Each figure is the best
+native with no stop token, vllm with ignore_eos), all prompts in one batch. "native" runs a plain
+Llama's decode steps as flat tensor ops (align/lean_decode.py); "native, forward" is the same loop
+with every step through the model's forward, so the two show that step's share. Each figure is the best
 of `--repeats` timed runs after two warm-up runs; vLLM's start-up (saving the model, building
 the engine) is printed on its own, as it is paid once per stage. Also printed: the time of one
 weight sync (the trainer's state dict pushed into the running engine). hf and native are timed
@@ -123,8 +125,8 @@ def bench_model(name: str, args, tmp: Path, ppo: bool) -> None:
                                  top_k=None)
         assert out.shape[1] - ids.shape[1] == R
 
-    def native(ids, mask):
-        out = decode_compacting(model, ids, mask, max_new_tokens=R, eos_ids=[])
+    def native(ids, mask, lean=True):
+        out = decode_compacting(model, ids, mask, max_new_tokens=R, eos_ids=[], lean=lean)
         assert all(len(r) == R for r in out)
 
     def rate(n, fn, *a):
@@ -134,7 +136,9 @@ def bench_model(name: str, args, tmp: Path, ppo: bool) -> None:
         return ppo_step_split(name, model, tok, every, R, args.ppo_batch, args.ppo_steps, tmp)
 
     # hf and native first, before vLLM shares this process (it binds the OpenMP threads to cores)
-    figures = {n: {"hf": rate(n, hf, ids, mask), "native": rate(n, native, ids, mask)} for n, _, ids, mask in batches}
+    # "native, forward": the same loop with every step through the model's forward (align/lean_decode.py off)
+    figures = {n: {"hf": rate(n, hf, ids, mask), "native": rate(n, native, ids, mask),
+                   "native, forward": rate(n, native, ids, mask, False)} for n, _, ids, mask in batches}
     steps = {"native": split("native"), "hf": split("hf")} if ppo else {}
     if not vllm_available():
         for n, _, _, _ in batches:
