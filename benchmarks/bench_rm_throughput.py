@@ -36,8 +36,12 @@ def main() -> None:
     logging.getLogger("align").setLevel(logging.WARNING)
 
     import torch
-    from transformers import (AutoModelForSequenceClassification, DataCollatorWithPadding, Trainer,
-                              TrainingArguments)
+    from transformers import (
+        AutoModelForSequenceClassification,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+    )
 
     from align.config.base import TrainConfig
     from align.config.model_spec import ModelSpec, TinyModelSpec
@@ -104,7 +108,7 @@ def main() -> None:
     ours = [n_samples / t for t in ours_times]
     base = [n_samples / t for t in hf_times]
     ratios = [o / b for o, b in zip(ours, base)]
-    fmt = lambda xs: ", ".join(f"{x:.1f}" for x in xs)  # noqa: E731
+    fmt = lambda xs: ", ".join(f"{x:.1f}" for x in xs)
     print(f"model: tiny Llama hidden={args.hidden} layers={args.layers}; {len(examples)} rows; "
           f"batch {args.batch_size}; {args.steps} steps; {args.repeats} repeats; torch threads {torch.get_num_threads()}")
     print(f"ours (RewardModelTrainer):                           {fmt(ours)} samples/s")

@@ -22,7 +22,10 @@ import torch.nn.functional as F
 
 def supported(backbone) -> bool:
     """Whether `backbone` (a base model with `.layers`) has a last layer this path reproduces."""
-    from transformers.models.llama.modeling_llama import LlamaAttention, LlamaDecoderLayer
+    from transformers.models.llama.modeling_llama import (
+        LlamaAttention,
+        LlamaDecoderLayer,
+    )
 
     layers = getattr(backbone, "layers", None)
     if not layers:
