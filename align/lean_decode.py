@@ -114,6 +114,9 @@ class LeanLlamaStep:
         h = F.embedding(tokens[:, None], self.embed)  # [k, 1, E]
         cos, sin = self.rotary(h, positions)  # [k, 1, D]
         cos, sin = cos[:, None], sin[:, None]  # [k, 1, 1, D]: broadcast over heads
+        half = cos.shape[-1] // 2
+        # rotate_half(x) * sin == roll(x, half) * (sin with its first half negated): no cat per call
+        sin = torch.cat((-sin[..., :half], sin[..., half:]), dim=-1)
         for spec, layer_cache in zip(self.layers, cache.layers):
             H, Hkv, D = spec["heads"], spec["kv_heads"], spec["head_dim"]
             x = _rms(h, spec["in_norm"], spec["in_eps"])
@@ -121,8 +124,8 @@ class LeanLlamaStep:
             q = q.view(k, 1, H, D).transpose(1, 2)  # [k, H, 1, D]
             key = key.view(k, 1, Hkv, D).transpose(1, 2)
             value = value.view(k, 1, Hkv, D).transpose(1, 2)
-            q = q * cos + _rotate_half(q) * sin
-            key = key * cos + _rotate_half(key) * sin
+            q = q * cos + q.roll(half, -1) * sin
+            key = key * cos + key.roll(half, -1) * sin
             keys, values = layer_cache.update(key, value)
             attn = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, scale=spec["scaling"],
                                                   enable_gqa=H != Hkv)
@@ -132,8 +135,3 @@ class LeanLlamaStep:
             h = h + F.linear(F.silu(gate) * up, *spec["down"])
         h = _rms(h, self.norm, self.norm_eps)
         return F.linear(h[:, 0], self.lm_head, self.lm_bias)
-
-
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
