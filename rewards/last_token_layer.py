@@ -87,7 +87,10 @@ def last_token_only(backbone, attention_mask: torch.Tensor, idx: torch.Tensor):
     def forward(hidden_states, *args, **kwargs):
         return _last_token_forward(layer, idx, keys, hidden_states, kwargs["position_embeddings"])
 
-    layer.forward = forward  # an instance attribute: Module.__call__ (and checkpointing) call it
+    # An instance attribute, which Module.__call__ calls. It also stands in for the class's gradient-
+    # checkpointing wrapper, so this one layer is not checkpointed: what it keeps for backward is one
+    # token's activations plus the keys and values (tests/test_last_token_layer.py checks the gradients).
+    layer.forward = forward
     try:
         yield
     finally:

@@ -110,3 +110,14 @@ def test_other_models_and_hooked_layers_run_the_full_layer():
     with torch.no_grad():
         torch.testing.assert_close(hooked(input_ids=ids, attention_mask=mask).rewards,
                                    plain(input_ids=ids, attention_mask=mask).rewards)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    model = _reward_model()
+    ids, mask = _batch(left=False)
+    full, full_grads = _rewards_and_grads(model, ids, mask, lean=False)
+    model.backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    ours, ours_grads = _rewards_and_grads(model, ids, mask, lean=True)
+    torch.testing.assert_close(ours, full, atol=1e-5, rtol=1e-5)
+    for name in full_grads:
+        torch.testing.assert_close(ours_grads[name], full_grads[name], atol=1e-5, rtol=1e-4, msg=name)
