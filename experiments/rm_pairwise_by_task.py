@@ -33,25 +33,23 @@ def main() -> None:
     scorer = RewardScorer.load(f"{args.run_dir}/{args.rm}/model", device="cpu")
     predicted = scorer.predict([r.messages for r in rows], [r.response for r in rows])  # [N, A]
     column = {a: i for i, a in enumerate(scorer.attributes)}
-    scalars = {"goodness": WEIGHT_PRESETS["goodness"], "helpfulness": {"helpfulness": 1.0}}
-
-    def gold(i: int, w: dict) -> float:
-        return sum(v * rows[i].attributes[a] for a, v in w.items())
-
-    def ours(i: int, w: dict) -> float:
-        return sum(v * float(predicted[i, column[a]]) for a, v in w.items())
+    weights = {"goodness": WEIGHT_PRESETS["goodness"], "helpfulness": {"helpfulness": 1.0}}
+    # Each row's gold and predicted scalar under each weighting, computed once.
+    gold = {n: [sum(v * r.attributes[a] for a, v in w.items()) for r in rows] for n, w in weights.items()}
+    ours = {n: (predicted[:, [column[a] for a in w]] @ predicted.new_tensor(list(w.values()))).tolist()
+            for n, w in weights.items()}
 
     by_prompt = defaultdict(list)
     for i, r in enumerate(rows):
         by_prompt[flatten_messages(r.messages)].append(i)
-    counts = defaultdict(lambda: [0, 0])  # (kind, scalar) -> [right, pairs]
+    counts = defaultdict(lambda: [0, 0])  # (kind, weighting) -> [right, pairs]
     for flat, idx in by_prompt.items():
         kind = T.parse_prompt(flat).kind + (" (multi-turn)" if T.USER_SEP in flat else "")
         for a, b in itertools.combinations(idx, 2):
-            for name, w in scalars.items():
-                if gold(a, w) != gold(b, w):
-                    counts[kind, name][0] += (ours(a, w) > ours(b, w)) == (gold(a, w) > gold(b, w))
-                    counts[kind, name][1] += 1
+            for n in weights:
+                if gold[n][a] != gold[n][b]:
+                    counts[kind, n][0] += (ours[n][a] > ours[n][b]) == (gold[n][a] > gold[n][b])
+                    counts[kind, n][1] += 1
 
     print(f"{'task kind':24s} {'pairs':>7s} {'goodness':>9s} {'helpfulness':>12s}")
     for kind in sorted({k for k, _ in counts}):

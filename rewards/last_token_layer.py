@@ -39,11 +39,6 @@ def supported(backbone) -> bool:
     return not any(m._forward_hooks or m._forward_pre_hooks or hasattr(m, "_hf_hook") for m in hooked)
 
 
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-
-
 def _last_token_forward(layer, idx: torch.Tensor, keys: torch.Tensor, hidden_states: torch.Tensor,
                         position_embeddings: tuple[torch.Tensor, torch.Tensor], **_) -> torch.Tensor:
     """hidden_states [B, T, H] -> [B, T, H] where only the rows at `idx` hold the layer's output
@@ -51,6 +46,8 @@ def _last_token_forward(layer, idx: torch.Tensor, keys: torch.Tensor, hidden_sta
 
     keys: [B, 1, 1, T] bool, which keys each row's last token may attend to.
     """
+    from transformers.models.llama.modeling_llama import rotate_half
+
     attn = layer.self_attn
     b, t, _ = hidden_states.shape
     rows = torch.arange(b, device=hidden_states.device)
@@ -60,15 +57,12 @@ def _last_token_forward(layer, idx: torch.Tensor, keys: torch.Tensor, hidden_sta
     k = attn.k_proj(h).view(b, t, -1, d).transpose(1, 2)  # [B, nkv, T, d]
     v = attn.v_proj(h).view(b, t, -1, d).transpose(1, 2)
     cos, sin = (x.expand(b, -1, -1) for x in position_embeddings)  # [B, T, d]
-    k = k * cos.unsqueeze(1) + _rotate_half(k) * sin.unsqueeze(1)
+    k = k * cos.unsqueeze(1) + rotate_half(k) * sin.unsqueeze(1)
     cos_q, sin_q = cos[rows, idx][:, None, None], sin[rows, idx][:, None, None]  # [B, 1, 1, d]
-    q = q * cos_q + _rotate_half(q) * sin_q
-    groups = q.shape[1] // k.shape[1]
-    if groups > 1:
-        k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
+    q = q * cos_q + rotate_half(q) * sin_q
     out = F.scaled_dot_product_attention(q.to(v.dtype), k.to(v.dtype), v, attn_mask=keys,
                                          dropout_p=attn.attention_dropout if attn.training else 0.0,
-                                         scale=attn.scaling)  # [B, nh, 1, d]
+                                         scale=attn.scaling, enable_gqa=q.shape[1] != k.shape[1])  # [B, nh, 1, d]
     residual = hidden_states[rows, idx] + attn.o_proj(out.transpose(1, 2).reshape(b, -1))  # [B, H]
     final = residual + layer.mlp(layer.post_attention_layernorm(residual))
     return hidden_states.index_put((rows, idx), final)

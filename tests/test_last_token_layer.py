@@ -67,16 +67,13 @@ def test_rewards_and_gradients_match_the_full_layer(overrides, left):
         torch.testing.assert_close(ours_grads[name], full_grads[name], atol=1e-5, rtol=1e-4, msg=name)
 
 
-def test_the_path_is_taken_and_leaves_the_layer_as_it_was():
+def test_the_path_is_taken_and_leaves_the_layer_as_it_was(monkeypatch):
     model = _reward_model()
     layer = model.backbone.layers[-1]
     calls = []
     original = last_token_layer._last_token_forward
-    last_token_layer._last_token_forward = lambda *a, **k: calls.append(1) or original(*a, **k)
-    try:
-        model(*_batch(left=False))
-    finally:
-        last_token_layer._last_token_forward = original
+    monkeypatch.setattr(last_token_layer, "_last_token_forward", lambda *a, **k: calls.append(1) or original(*a, **k))
+    model(*_batch(left=False))
     assert calls == [1]
     assert "forward" not in vars(layer)  # the instance override is gone after the call
 
