@@ -72,3 +72,17 @@ def test_one_sgd_step_matches_trl(setup, loss_type):
         moved = max(moved, (p.detach() - start[name].detach()).abs().max().item())
     assert moved > 1e-3, "the step did not move the parameters: the comparison would be empty"
     assert worst < 1e-5, f"max parameter difference {worst:.3g}"
+
+
+def test_precomputed_reference_equals_each_pair_alone(setup):
+    """The reference pass runs in length order (less padding): every pair still gets its own log-probs."""
+    tok, _, model, root = setup
+    pairs = pairs_from_ratings(load_helpsteer(str(root / "data" / "helpsteer_train.jsonl")))[:24]
+    examples = [tokenize_pair(tok, p.messages, p.chosen, p.rejected, p.strength) for p in pairs]
+    assert len({len(e.chosen_ids) + len(e.rejected_ids) for e in examples}) > 4  # lengths differ
+    trainer = DPOTrainer(model, tok, TrainConfig(lr=LR, batch_size=3), root / "precompute", beta=BETA)
+    trainer.precompute_reference(examples)
+    for e in examples:
+        alone_c, alone_r = trainer.reference_logps(trainer.collate([e])).tolist()
+        assert e.ref_chosen == pytest.approx(alone_c, abs=1e-4)
+        assert e.ref_rejected == pytest.approx(alone_r, abs=1e-4)

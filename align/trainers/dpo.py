@@ -20,7 +20,7 @@ from align.chat import pad_batch, pad_with_mask, render
 from align.config.base import TrainConfig
 from align.logprobs import logprobs_from_logits, logprobs_from_model
 from align.losses import chosen_nll, dpo_loss
-from align.trainers.base import BaseTrainer
+from align.trainers.base import BaseTrainer, example_length
 
 
 @dataclass
@@ -165,8 +165,11 @@ class DPOTrainer(BaseTrainer):
         else:
             self.ref_model.to(device)
         bs = batch_size or 2 * self.config.batch_size
-        for start in range(0, len(examples), bs):
-            chunk = examples[start : start + bs]
+        # in length order, so a batch pads little (world pairs run 20-250 tokens: in the given order about
+        # half of every batch was padding); each example's log-probs do not depend on its batch-mates
+        by_length = sorted(examples, key=example_length)
+        for start in range(0, len(by_length), bs):
+            chunk = by_length[start : start + bs]
             batch = {k: v.to(device) for k, v in self.collate(chunk).items()}
             ref_c, ref_r = self.reference_logps(batch).cpu().chunk(2)
             for e, c, r in zip(chunk, ref_c.tolist(), ref_r.tolist()):
