@@ -52,7 +52,7 @@ def main() -> None:
     for messages, answer in zip(prompts, answers):
         flat = flatten_messages(messages)
         task, labels = T.parse_prompt(flat), annotate(flat, answer)
-        kind = task.kind + (" (multi-turn)" if T.USER_SEP in flat else "")
+        kind = T.kind_label(flat)
         row = rows[kind]
         row["n"] += 1
         row["helpfulness"] += labels["helpfulness"]

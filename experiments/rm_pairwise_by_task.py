@@ -44,7 +44,7 @@ def main() -> None:
         by_prompt[flatten_messages(r.messages)].append(i)
     counts = defaultdict(lambda: [0, 0])  # (kind, weighting) -> [right, pairs]
     for flat, idx in by_prompt.items():
-        kind = T.parse_prompt(flat).kind + (" (multi-turn)" if T.USER_SEP in flat else "")
+        kind = T.kind_label(flat)
         for a, b in itertools.combinations(idx, 2):
             for n in weights:
                 if gold[n][a] != gold[n][b]:

@@ -57,7 +57,7 @@ def main() -> None:
     counts = defaultdict(lambda: defaultdict(int))  # kind -> {pairs, agree, answer_pairs, answer_agree}
     for i, messages in enumerate(prompts):
         flat = flatten_messages(messages)
-        kind = T.parse_prompt(flat).kind + (" (multi-turn)" if T.USER_SEP in flat else "")
+        kind = T.kind_label(flat)
         labels = [annotate(flat, a) for a in rows[i]]
         gold = [sum(w * lab[a] for a, w in weights.items()) for lab in labels]
         c = counts[kind]

@@ -166,7 +166,7 @@ class DPOTrainer(BaseTrainer):
             self.ref_model.to(device)
         bs = batch_size or 2 * self.config.batch_size
         # in length order, so a batch pads little (world pairs run 20-250 tokens: in the given order about
-        # half of every batch was padding); each example's log-probs do not depend on its batch-mates
+        # half of every batch was padding); an example's log-probs do not depend on its batch-mates (up to rounding)
         by_length = sorted(examples, key=example_length)
         for start in range(0, len(by_length), bs):
             chunk = by_length[start : start + bs]

@@ -148,6 +148,12 @@ def parse_prompt(prompt: str) -> Task | None:
     return _resolve(users)
 
 
+def kind_label(prompt: str) -> str:
+    """The task kind of a flattened prompt's last user turn, with " (multi-turn)" when earlier turns
+    exist: how the experiments' per-task tables group prompts."""
+    return parse_prompt(prompt).kind + (" (multi-turn)" if USER_SEP in prompt else "")
+
+
 def _resolve(users: list[str]) -> Task | None:
     if not users:
         return None
