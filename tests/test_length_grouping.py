@@ -47,3 +47,25 @@ def test_sft_reports_its_padding(world_dir, tmp_path, grouped):
         assert m["train/pad_fraction"] == pytest.approx(padded_sorted, abs=1e-6)
     else:
         assert m["train/pad_fraction"] > padded_sorted + 0.05
+
+
+@pytest.mark.parametrize("eval_every, evaluations", [(8, 2), (5, 4)])
+def test_the_final_evaluation_reuses_one_made_at_the_last_step(world_dir, tmp_path, eval_every, evaluations):
+    """16 steps: with eval_every 8 the step-16 evaluation is the final one (2 in all); with 5, steps
+    5, 10, 15 and a final one at 16 (4)."""
+    from transformers import AutoTokenizer
+
+    from align import SFTTrainer
+    from align.world.tiny_model import build_tiny_model
+
+    tok = AutoTokenizer.from_pretrained(world_dir / "tokenizer")
+    convs = load_conversations(str(world_dir / "data" / "sft.jsonl"))[:288]
+    examples = [tokenize_conversation(tok, c, max_length=128) for c in convs]
+    model = build_tiny_model(TinyModelSpec(hidden_size=32, layers=2, heads=2), tok, seed=0)
+    cfg = TrainConfig(lr=3e-3, batch_size=16, epochs=1, save_every=0, log_every=4, eval_every=eval_every)
+    trainer = SFTTrainer(model, tok, cfg, tmp_path)
+    seen = []
+    trainer.on_evaluate = lambda metrics: seen.append((trainer.global_step, metrics["eval/loss"]))
+    m = trainer.train(examples[:256], examples[256:])
+    assert m["train/steps"] == 16 and len(seen) == evaluations
+    assert seen[-1][0] == 16 and m["eval/loss"] == seen[-1][1]  # the figures of the model as it ended

@@ -245,6 +245,7 @@ class BaseTrainer:
         window: dict[str, list[float]] = defaultdict(list)
         t0, samples = time.time(), 0
         padded, positions = 0, 0  # of this run's batches (attention_mask); padded stays on the device (no sync)
+        last_eval: tuple[int, dict] = (-1, {})  # (step, metrics) of the latest periodic evaluation
         progress = _Progress(total_steps, self.global_step, enabled=self.is_main, label=self.metric_prefix)
         self.model.train()
         done = self.global_step >= total_steps
@@ -282,7 +283,8 @@ class BaseTrainer:
                     window = defaultdict(list)
                 progress.update(self.global_step)
                 if eval_dataset is not None and cfg.eval_every and self.global_step % cfg.eval_every == 0:
-                    self._log_eval(self.evaluate(eval_dataset))
+                    last_eval = (self.global_step, self.evaluate(eval_dataset))
+                    self._log_eval(last_eval[1])
                 if cfg.save_every and self.global_step % cfg.save_every == 0 and self.global_step < total_steps:
                     self._save(optimizer, scheduler)
                 if self.global_step >= total_steps:
@@ -296,7 +298,9 @@ class BaseTrainer:
         results = self._summary(elapsed, samples)
         if positions:
             results[f"{self.metric_prefix}/pad_fraction"] = float(padded) / positions
-        if eval_dataset is not None:
+        if eval_dataset is not None and last_eval[0] == self.global_step:
+            results.update(last_eval[1])  # the model has not changed since the last step's evaluation
+        elif eval_dataset is not None:
             results.update(self.evaluate(eval_dataset))
             self._log_eval({k: v for k, v in results.items() if k.startswith("eval/")})
         if cfg.report_to:
