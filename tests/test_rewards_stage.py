@@ -30,7 +30,7 @@ def run(tmp_path_factory):
          "train": {**TRAIN, "epochs": 1, "lr": 1e-3}},
         {"name": "mine", "kind": "reward_model",
          "model": {"tiny": dict(TINY), "tokenizer": "world.tokenizer", "lora": {"r": 4}},
-         "data": str(user_file), "attributes": ["helpfulness", "verbosity"],
+         "data": str(user_file), "attributes": ["helpfulness", "verbosity"], "stats_rows": 50,
          "train": {**TRAIN, "epochs": 1}},
     ]
     path = write_recipe(tmp / "r.yaml", tmp / "run", stages)
@@ -63,6 +63,7 @@ def test_regression_stage_metrics_and_model(run):
     stats = json.loads((run / "rm" / "model" / "reward_stats.json").read_text())
     assert set(stats["presets"]) == {"nemotron4_340b", "llama3_70b", "goodness"}
     assert stats["presets"]["goodness"]["std"] > 0
+    assert m["reward/stats_rows"] == m["data/examples"]  # fewer rows than stats_rows: all of them
     scorer = RewardScorer.load(run / "rm" / "model", device="cpu")
     z = scorer.scalar([[{"role": "user", "content": "Add 2 and 3."}]], ["5."], standardize=True)
     assert torch.isfinite(z).all()
@@ -84,6 +85,9 @@ def test_user_jsonl_with_lora_and_missing_label(run):
     config = json.loads((run / "mine" / "model" / "config.json").read_text())
     assert config["attributes"] == ["helpfulness", "verbosity"]
     assert "lora" not in json.dumps(config).lower()  # merged on save
+    assert m["reward/stats_rows"] == 50  # reward_stats.json from a seeded sample of the 120 rows
+    stats = json.loads((run / "mine" / "model" / "reward_stats.json").read_text())
+    assert stats["n"] == 50 and all(v > 0 for v in torch.tensor(stats["attribute_cov"]).diagonal().tolist())
 
 
 def test_score_command(run, tmp_path, capsys):
