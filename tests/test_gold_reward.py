@@ -41,6 +41,24 @@ def test_integer_labels_give_the_beta_probabilities_the_docstring_states():
     assert sharp[1] == pytest.approx(0.995, abs=2e-3)
 
 
+def test_per_attribute_concentration_sharpens_only_the_attributes_it_names():
+    from rewards.beta import beta_attribute_log_prob
+
+    from align.stages.steerlm2 import SteerLM2Config, attribute_log_probs
+
+    attrs = OracleAttributeScorer().attributes
+    pred = torch.tensor([[3.0, 3.0, 4.0, 0.0, 2.0], [2.6, 3.4, 3.0, 1.0, 2.6]])
+    targets = [{"helpfulness": 4, "verbosity": 2}] * 2
+    mixed = attribute_log_probs(attrs, pred, targets, {"verbosity": 96.0})
+    # the same as helpfulness at 24 (the default for unnamed attributes) plus verbosity at 96, row by row
+    help24 = beta_attribute_log_prob(pred[:, 0], torch.tensor(4.0), concentration=24.0)
+    verb96 = beta_attribute_log_prob(pred[:, 4], torch.tensor(2.0), concentration=96.0)
+    assert torch.allclose(mixed, (help24 + verb96).float(), atol=1e-6)
+    assert not torch.allclose(mixed, attribute_log_probs(attrs, pred, targets, 24.0), atol=1e-3)
+    with pytest.raises(ValueError, match="concentration must be > 0"):
+        SteerLM2Config(name="s2", policy="a", reference="b", reward_model="rm", prompts="p", concentration={"verbosity": 0})
+
+
 def test_reward_specs_need_exactly_one_source_and_name_it():
     assert RewardSpec(oracle="goodness").describe() == "oracle:goodness"
     assert RewardSpec(model="rm").describe() == "reward_model:rm:goodness"
