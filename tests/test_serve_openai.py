@@ -174,12 +174,15 @@ def test_a_request_cancelled_while_decoding_leaves_its_batch(tmp_path):
     server.start_background()
     try:
         patient = openai.OpenAI(base_url=server.base_url, api_key="x", max_retries=0, timeout=120)
-        full = patient.chat.completions.create(model="t", messages=ASK, max_tokens=400, temperature=1.0, seed=5)
+        t0 = time.monotonic()
+        full = patient.chat.completions.create(model="t", messages=ASK, max_tokens=2000, temperature=1.0, seed=5)
+        took = time.monotonic() - t0
         ran = server.worker.recent[-1].decoded_tokens  # the same seed: the same tokens, up to the cut
-        assert ran > 100  # a long random answer, so the impatient client leaves mid-decode
-        impatient = openai.OpenAI(base_url=server.base_url, api_key="x", max_retries=0, timeout=0.2)
+        assert ran > 100, (ran, took)  # a long random answer, so the impatient client leaves mid-decode
+        # leave halfway through, whatever this machine's decode speed (a fixed 0.2 s outlasted it on a fast one)
+        impatient = openai.OpenAI(base_url=server.base_url, api_key="x", max_retries=0, timeout=took / 2)
         with pytest.raises(openai.APITimeoutError):
-            impatient.chat.completions.create(model="t", messages=ASK, max_tokens=400, temperature=1.0, seed=5)
+            impatient.chat.completions.create(model="t", messages=ASK, max_tokens=2000, temperature=1.0, seed=5)
         deadline = time.monotonic() + 60
         while not (server.worker.recent and server.worker.recent[-1].cancelled) and time.monotonic() < deadline:
             time.sleep(0.05)
