@@ -65,7 +65,8 @@ class SteerLM2Config(StageConfig, TrainerChoice):
                           "outweigh exact hits and steering drifts. Exact labels (attribute_source: oracle) merit "
                           "e.g. 96. With the quickstart RM, {complexity: 96, verbosity: 96} did not lower the "
                           "steering error (seed 1: -5 % against -16 % at 24): its verbosity drift comes from "
-                          "greedy decoding, not from the weights.")
+                          "the samples (the proposal writes no coherent complexity-2, verbosity-3 answers; "
+                          "README, 'Where the verbosity error comes from'), not from the weights.")
     prompts: Annotated[str, Ref(output="prompts_train")] = Field(description="Prompts to sample on.")
     max_prompts: int = Field(64, ge=1, description="Prompts per iteration (a fresh draw each iteration).")
     iterations: int = Field(2, ge=1, description="SteerLM 2.0 iterations (paper: 2).")
