@@ -6,8 +6,10 @@ What each alignment stage's metrics.json gets when `oracle_eval` is set (world p
 - `rm/<attr>/before|after`, `rm/reward/before|after`: the reward model's view of the same
   answers (`oracle_eval.reward_model`), standardised goodness for `rm/reward`;
 - `headroom/...`: what the starting policy could gain, read off `best_of` samples per prompt at
-  the stage's sampling settings: mean oracle helpfulness of the samples and of the best one; the
-  same after training as `sampled/helpfulness/after` and `sampled/best_of_n_helpfulness/after`;
+  the stage's sampling settings: mean oracle helpfulness of the samples, of the best one and, with
+  a reward model, of the one it ranks first (`headroom/rm_pick_helpfulness`); the same after
+  training as `sampled/helpfulness/after`, `sampled/best_of_n_helpfulness/after` and
+  `sampled/rm_pick_helpfulness/after`;
 - `gain/oracle_helpfulness`, `gain/rm_helpfulness`, `gain/rm_reward`,
   `gain/oracle_sampled_helpfulness` (after - before) and
   `hacking_gap` = RM-predicted helpfulness gain - oracle helpfulness gain: positive when the
@@ -51,10 +53,14 @@ def oracle_metrics(scores: dict[str, float], when: str) -> dict[str, float]:
 
 
 def best_of_n(model, tokenizer, prompts: list[list[dict]], *, n: int, temperature: float, top_p: float,
-              max_new_tokens: int, batch_size: int, prompt_suffix: str = "", seed: int = 0) -> dict[str, float]:
+              max_new_tokens: int, batch_size: int, prompt_suffix: str = "", seed: int = 0,
+              scorer=None) -> dict[str, float]:
     """Headroom: oracle helpfulness of n samples per prompt, their mean and the best one's (per prompt, averaged).
 
-    Prompts the oracle does not understand are left out; an empty result when none is understood.
+    With a reward model (`scorer`, goodness weights), also the oracle helpfulness of the sample the
+    RM ranks first (`headroom/rm_pick_helpfulness`): below the greedy answer's, no optimiser of that
+    RM can be expected to raise the greedy answer. Prompts the oracle does not understand are left
+    out; an empty result when none is understood.
     """
     from align.data import flatten_messages
     from align.generation import SamplingConfig, generate
@@ -63,17 +69,38 @@ def best_of_n(model, tokenizer, prompts: list[list[dict]], *, n: int, temperatur
     sampling = SamplingConfig(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, n=n,
                               batch_size=max(1, batch_size // n))
     samples = generate(model, tokenizer, prompts, sampling, seed=seed, prompt_suffix=prompt_suffix)
-    per_prompt = []
+    per_prompt, kept = [], []
     for p, rs in zip(prompts, samples):
         labels = [annotate(flatten_messages(p), r) for r in rs]
         if all(lab is not None for lab in labels):
             per_prompt.append([lab["helpfulness"] for lab in labels])
+            kept.append((p, rs))
     if not per_prompt:
         return {}
-    return {"headroom/samples": float(n), "headroom/temperature": float(temperature),
-            "headroom/sample_helpfulness": sum(sum(h) / len(h) for h in per_prompt) / len(per_prompt),
-            "headroom/best_of_n_helpfulness": sum(max(h) for h in per_prompt) / len(per_prompt),
-            "headroom/best_is_4": sum(max(h) == 4 for h in per_prompt) / len(per_prompt)}
+    out = {"headroom/samples": float(n), "headroom/temperature": float(temperature),
+           "headroom/sample_helpfulness": sum(sum(h) / len(h) for h in per_prompt) / len(per_prompt),
+           "headroom/best_of_n_helpfulness": sum(max(h) for h in per_prompt) / len(per_prompt),
+           "headroom/best_is_4": sum(max(h) == 4 for h in per_prompt) / len(per_prompt)}
+    if scorer is not None:
+        out.update(_rm_pick(scorer, kept, per_prompt))
+    return out
+
+
+def _rm_pick(scorer, kept: list[tuple[list[dict], list[str]]], helpfulness: list[list[int]]) -> dict[str, float]:
+    """Mean oracle helpfulness of the sample with the highest RM goodness, per prompt."""
+    from align.errors import AlignError
+
+    try:
+        rm = scorer.scalar([p for p, rs in kept for _ in rs], [r for _, rs in kept for r in rs], weights="goodness")
+    except AlignError as exc:  # an RM without the goodness attributes
+        log.warning("headroom/rm_pick_helpfulness not computed: %s", exc)
+        return {}
+    picked, i = [], 0
+    for (_, rs), h in zip(kept, helpfulness):
+        scores = rm[i:i + len(rs)].tolist()
+        picked.append(h[max(range(len(rs)), key=scores.__getitem__)])
+        i += len(rs)
+    return {"headroom/rm_pick_helpfulness": sum(picked) / len(picked)}
 
 
 def rm_metrics(scorer, prompts: list[list[dict]], answers: list[str], when: str) -> dict[str, float]:
@@ -147,10 +174,11 @@ class StageEvaluator:
             return {}
         out = best_of_n(model, tokenizer, self.prompts, n=self.cfg.best_of, temperature=temperature, top_p=top_p,
                         max_new_tokens=self.cfg.max_new_tokens, batch_size=self.cfg.batch_size,
-                        prompt_suffix=prompt_suffix, seed=seed)
+                        prompt_suffix=prompt_suffix, seed=seed, scorer=self.scorer)
         if when != "before":
-            out = {"sampled/helpfulness/" + when: out["headroom/sample_helpfulness"],
-                   "sampled/best_of_n_helpfulness/" + when: out["headroom/best_of_n_helpfulness"]} if out else {}
+            renamed = {"headroom/sample_helpfulness": "sampled/helpfulness/", "headroom/best_of_n_helpfulness":
+                       "sampled/best_of_n_helpfulness/", "headroom/rm_pick_helpfulness": "sampled/rm_pick_helpfulness/"}
+            out = {new + when: out[old] for old, new in renamed.items() if old in out}
         if out:
             log.info("best of %d samples (%s): %s", self.cfg.best_of, when,
                      "  ".join(f"{k}={v:.3f}" for k, v in out.items()))

@@ -130,3 +130,40 @@ def test_lora_trains_head_and_saves_merged(world, tmp_path):
     assert config["model_type"] == "attribute_reward_model"
     loaded = RewardScorer.load(tmp_path / "lora_rm", device="cpu").predict(PROMPTS, RESPONSES)
     assert torch.allclose(live, loaded, atol=1e-4)
+
+
+def test_rm_pick_is_the_oracle_score_of_the_sample_the_rm_ranks_first(world, tiny_rm):
+    """headroom/rm_pick_helpfulness: per prompt, the oracle's helpfulness of the RM's top sample, averaged."""
+    from align.data import flatten_messages
+    from align.evaluation import _rm_pick
+    from align.world.oracle import annotate
+    from rewards.scoring import RewardScorer
+
+    model, tok = tiny_rm
+    scorer = RewardScorer(model, tok)
+    by_prompt = {}  # single-turn world prompts with their rated responses
+    for line in (world / "data" / "helpsteer_train.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        if "<extra_id_1>" not in row["prompt"]:
+            by_prompt.setdefault(row["prompt"], []).append(row["response"])
+    kept, expected = [], []
+    for prompt, responses in by_prompt.items():  # per prompt: a better answer first, one the RM prefers second
+        messages = [{"role": "user", "content": prompt}]
+        h = [annotate(flatten_messages(messages), r)["helpfulness"] for r in responses]
+        score = scorer.scalar([messages] * len(responses), responses, weights="goodness").tolist()
+        pair = next(((i, j) for i in range(len(h)) for j in range(len(h)) if h[i] > h[j] and score[j] > score[i] + 1e-3), None)
+        if pair is not None:
+            kept.append((messages, [responses[pair[0]], responses[pair[1]]]))
+            expected.append(h[pair[1]])  # neither the first sample nor the best one
+        if len(kept) == 2:
+            break
+    assert len(kept) == 2
+    helpful = [[annotate(flatten_messages(p), r)["helpfulness"] for r in rs] for p, rs in kept]
+    got = _rm_pick(scorer, kept, helpful)["headroom/rm_pick_helpfulness"]
+    assert got == pytest.approx(sum(expected) / len(expected))
+    # an RM without the goodness attributes: no figure, no failure
+    from rewards.build import build_reward_model
+
+    spec = ModelSpec(tiny={"hidden_size": 32, "layers": 2, "heads": 2}, tokenizer=str(world / "tokenizer"))
+    only_verbosity = RewardScorer(*build_reward_model(spec, ["verbosity"], seed=0))
+    assert _rm_pick(only_verbosity, kept, helpful) == {}
