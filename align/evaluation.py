@@ -58,9 +58,9 @@ def best_of_n(model, tokenizer, prompts: list[list[dict]], *, n: int, temperatur
     """Headroom: oracle helpfulness of n samples per prompt, their mean and the best one's (per prompt, averaged).
 
     With a reward model (`scorer`, goodness weights), also the oracle helpfulness of the sample the
-    RM ranks first (`headroom/rm_pick_helpfulness`): below the greedy answer's, no optimiser of that
-    RM can be expected to raise the greedy answer. Prompts the oracle does not understand are left
-    out; an empty result when none is understood.
+    RM ranks first (`headroom/rm_pick_helpfulness`, best-of-n selection by that RM): below the greedy
+    answer's, the RM prefers worse answers than the greedy one among the policy's own samples.
+    Prompts the oracle does not understand are left out; an empty result when none is understood.
     """
     from align.data import flatten_messages
     from align.generation import SamplingConfig, generate

@@ -18,12 +18,11 @@ SFT's greedy answers lose points: add 0.66, subtract 0.70, multi-turn count 0.57
 on sort 0.91 and larger 0.94, which SFT already answers right.
 
 The last four columns are the oracle's helpfulness of the greedy answer, of a sample (mean), of the
-sample the RM ranks first (its best-of-n) and of the best sample: what a learned-RM optimiser could
-reach at most. Measured on the quickstart's SFT and RM (seed 0, two threads, AMD EPYC with AVX-512,
+sample the RM ranks first (its best-of-n) and of the best sample. Measured on the quickstart's SFT and RM (seed 0, two threads, AMD EPYC with AVX-512,
 2026-12-04): greedy 2.65, sample 2.08, RM pick 2.31, best 3.23 with 8 samples; with 32 (`--samples
-32`) the RM pick 2.37 and the best 3.63. The RM's best of 32 is below the greedy answer: a policy
-that learned to write what this RM prefers among its own samples would lose greedy helpfulness, which
-is what PPO on it does (quickstart: -0.125).
+32`) the RM pick 2.37 and the best 3.63. The RM's best of 32 is below the greedy answer: among the
+policy's own samples it prefers answers worse than the greedy one, and PPO on it loses greedy
+helpfulness (quickstart: -0.125).
 
 run: .venv/bin/python experiments/rm_policy_agreement.py runs/quickstart [--policy runs/quickstart/sft/model]
 """

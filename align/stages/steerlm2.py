@@ -44,6 +44,7 @@ from align.steerlm.steer_eval import (
 )
 
 log = logging.getLogger("align")
+PAPER_CONCENTRATION = 24.0  # of the Beta model of P(a|x,y), for RM predictions (SPEC.md section 4)
 
 
 class SteerLM2Config(StageConfig, TrainerChoice):
@@ -58,15 +59,11 @@ class SteerLM2Config(StageConfig, TrainerChoice):
         "reward_model", description="P(a|x,y) from the reward model's predictions, or from the world oracle's "
                                     "integer labels (the gold ablation; world prompts only).")
     concentration: float | dict[str, float] = Field(
-        24.0, description="Concentration of the Beta model of P(a|x,y) (paper: 24, for RM predictions), one for "
-                          "all attributes or per attribute ({verbosity: 96}; unnamed ones keep 24). A sharper one "
-                          "trusts the scorer more: at 24 a label one step off keeps 6-11 % of an exact hit's "
-                          "probability, so where the reference prefers near misses (shorter answers) they "
-                          "outweigh exact hits and steering drifts. Exact labels (attribute_source: oracle) merit "
-                          "e.g. 96. With the quickstart RM, {complexity: 96, verbosity: 96} did not lower the "
-                          "steering error (seed 1: -5 % against -16 % at 24): its verbosity drift comes from "
-                          "the samples (the proposal writes no coherent complexity-2, verbosity-3 answers; "
-                          "README, 'Where the verbosity error comes from'), not from the weights.")
+        PAPER_CONCENTRATION, description="Concentration of the Beta model of P(a|x,y) (paper: 24, for RM "
+                          "predictions), one for all attributes or per attribute ({verbosity: 96}; unnamed ones "
+                          "keep 24). A sharper one trusts the scorer more: at 24 a label one step off keeps 6-11 % "
+                          "of an exact hit's probability. Sharper values did not lower the world's steering error "
+                          "(README, 'Where the verbosity error comes from'); the recipes keep 24.")
     prompts: Annotated[str, Ref(output="prompts_train")] = Field(description="Prompts to sample on.")
     max_prompts: int = Field(64, ge=1, description="Prompts per iteration (a fresh draw each iteration).")
     iterations: int = Field(2, ge=1, description="SteerLM 2.0 iterations (paper: 2).")
@@ -113,7 +110,7 @@ def draw_targets(config: SteerLM2Config, count: int, rng: random.Random) -> list
 
 
 def attribute_log_probs(attributes: list[str], pred, targets: list[dict[str, int]],
-                        concentration: float | dict[str, float] = 24.0):
+                        concentration: float | dict[str, float] = PAPER_CONCENTRATION):
     """log P(a|x,y) per row [N] from RM predictions pred [N, A] (columns in `attributes` order).
 
     `concentration`: one for every attribute, or per attribute name (unnamed ones: 24).
@@ -133,7 +130,7 @@ def attribute_log_probs(attributes: list[str], pred, targets: list[dict[str, int
         target = targets[idx[0]]
         cols = [attributes.index(a) for a in target]
         values = torch.tensor([float(target[a]) for a in target])  # [K]
-        kappa = (torch.tensor([float(concentration.get(a, 24.0)) for a in target], dtype=torch.float64)
+        kappa = (torch.tensor([float(concentration.get(a, PAPER_CONCENTRATION)) for a in target], dtype=torch.float64)
                  if isinstance(concentration, dict) else concentration)  # per column, broadcast over rows
         out[idx] = attribute_log_prob(pred[idx][:, cols].float(), values, concentration=kappa).cpu()
     return out
